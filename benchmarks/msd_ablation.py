@@ -4,8 +4,8 @@
         [--experiment conll|wikiann|wikiann-hub] [--targets conll2002_es conll2002_nl] [--rows MSD "w/o all" ...] [--max-cells N]
 
 Resumable: finished cells are logged in ``$NERLIB_CACHE_DIR/msd/ablation/results.jsonl`` and trained models are
-cached, so run it again to continue. Writes ``benchmarks/results/msd_ablation.{json,md}`` with exactly the cells
-that ran (blank cells did not run) and the paper's numbers beside ours (blank where we could not verify them).
+cached, so run it again to continue. Writes ``benchmarks/results/msd_ablation.{json,md}`` with every cell of the
+full grid finished so far for these settings, by this run or an earlier one (blank cells did not run) and the paper's numbers beside ours (blank where we could not verify them).
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ def main() -> None:
     changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
     if changes:
         profile = with_settings(profile, **changes)
-    table = run_ablation(profile, args.targets, args.seeds, args.rows, max_cells=args.max_cells)
+    run_ablation(profile, args.targets, args.seeds, args.rows, max_cells=args.max_cells)
+    # The results file shows every cell of the full grid that exists for these settings (this run's and earlier
+    # runs'), so running the grid in parts (one target or a few rows at a time) accumulates one table.
+    table = run_ablation(profile, None, args.seeds, ROWS, max_cells=0, progress=False)
     gain = msd_gain(table)
     s = profile.msd
     record = {"provenance": provenance(profile.name), "settings": json.loads(json.dumps(s.__dict__, default=list)),
@@ -50,7 +53,9 @@ def main() -> None:
           f"{s.train_sentences} labelled / {s.unlabeled_sentences} unlabelled sentences, "
           f"teacher {s.teacher_steps} steps, student {s.student_steps} steps, batch {s.batch_size}. "
           "Blank = not run (ours) or not verified (paper). 'direct transfer' = single-head teacher applied to the "
-          "target language.\n\n" + table.to_markdown() +
+          "target language. Cells accumulate in `$NERLIB_CACHE_DIR/msd/ablation/results.jsonl` over runs with "
+          "these settings (a grid run in parts); the line below names the last part's command.\n\n"
+          + table.to_markdown() +
           f"\n\nMSD minus w/o all (average): {gain if gain is not None else 'not available (cells missing)'}.")
     name = "msd_ablation" if args.experiment == "conll" else f"msd_ablation_{args.experiment}"
     for path in write(name, record, md):
