@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import dataclasses
 import importlib
 import json
 import os
@@ -30,6 +31,11 @@ EXIT_USAGE = 2
 EXIT_NOT_AVAILABLE = 3
 # The ablation variants of nerlib.msd.train.VARIANTS (repeated here so that --help needs no torch import).
 MSD_VARIANTS = ("MSD", "w/o distillers", "w/o MMD^L", "w/o MMD^M", "w/o all")
+# The rows of nerlib.msd.ablation.ROWS: the variants plus the single-head teacher applied as it is.
+MSD_ROWS = MSD_VARIANTS + ("direct transfer",)
+# MSD settings that the msd commands can override from the command line (name -> type).
+MSD_BUDGET = {"teacher_steps": int, "student_steps": int, "teacher_lr": float, "student_lr": float,
+              "batch_size": int, "train_sentences": int, "unlabeled_sentences": int, "eval_sentences": int}
 
 
 class CLIError(Exception):
@@ -98,6 +104,9 @@ def _profile(args: argparse.Namespace) -> config.Profile:
         raise CLIError(str(err)) from None
     if args.seed is not None:
         prof = prof.replace(seed=args.seed)
+    budget = {name: getattr(args, name) for name in MSD_BUDGET if getattr(args, name, None) is not None}
+    if budget:  # `nerlib msd ... --student-steps 750`: a budget other than the profile's, without editing it
+        prof = prof.replace(msd=dataclasses.replace(prof.msd, **budget))
     return prof
 
 
@@ -264,7 +273,8 @@ def cmd_msd_train_student(args: argparse.Namespace) -> dict:
 def cmd_msd_ablation(args: argparse.Namespace) -> dict:
     fn = library_function("nerlib.msd.ablation", "run_ablation", "msd ablation")
     out = _run_dir(args, "msd_ablation")
-    table = fn(_profile(args), targets=args.target, out_dir=out, progress=True, max_cells=args.max_cells)
+    table = fn(_profile(args), targets=args.target, seeds=args.seeds, rows=args.rows or MSD_ROWS, out_dir=out,
+               progress=True, max_cells=args.max_cells)
     try:
         text = table.to_markdown()
     except ImportError:  # pandas needs `tabulate` for Markdown
@@ -376,6 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ablation":
             p.add_argument("--target", action="append", help="target dataset (repeatable; default: the profile's)")
             p.add_argument("--max-cells", type=int, help="stop after this many new runs (resumable; a time budget)")
+            p.add_argument("--rows", nargs="+", choices=MSD_ROWS, metavar="ROW",
+                           help=f"rows of the table (default: all of {', '.join(MSD_ROWS)})")
+            p.add_argument("--seeds", nargs="+", type=int, help="seeds to average (default: the profile's)")
+        if name != "tsne":
+            for field, kind in MSD_BUDGET.items():
+                p.add_argument("--" + field.replace("_", "-"), type=kind, metavar="N" if kind is int else "X",
+                               help=f"override the profile's msd.{field}")
         if name == "tsne":
             p.add_argument("--target", help="target dataset (default: the profile's first target)")
         _common(p, out_dir=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nerlib import cli
+from nerlib import cli, config
 
 LEAVES = [
     ["profile"],
@@ -199,8 +200,9 @@ def test_build_data_writes_examples_where_train_reads_them(monkeypatch, tmp_path
 def test_ablation_table_becomes_json_and_markdown(monkeypatch, tmp_path, capsys):
     import pandas as pd
 
-    def fake_ablation(profile, targets, out_dir, progress, max_cells):
-        assert targets == ["conll2002_es"] and max_cells == 1
+    def fake_ablation(profile, targets, seeds, rows, out_dir, progress, max_cells):
+        assert targets == ["conll2002_es"] and max_cells == 1 and seeds is None
+        assert rows == ("MSD", "w/o distillers", "w/o MMD^L", "w/o MMD^M", "w/o all", "direct transfer")
         return pd.DataFrame({"es": [61.5, 60.0]}, index=pd.Index(["MSD", "w/o all"], name="variant"))
 
     monkeypatch.setattr(cli, "library_function", lambda module, name, command: fake_ablation)
@@ -210,3 +212,32 @@ def test_ablation_table_becomes_json_and_markdown(monkeypatch, tmp_path, capsys)
     out = json.loads(capsys.readouterr().out)
     assert out["table"] == [{"variant": "MSD", "es": 61.5}, {"variant": "w/o all", "es": 60.0}]
     assert "61.5" in (run / "ablation.md").read_text()
+
+
+def test_msd_budget_flags_override_the_profile(monkeypatch, tmp_path, capsys):
+    import pandas as pd
+
+    seen = {}
+
+    def fake_ablation(profile, targets, seeds, rows, out_dir, progress, max_cells):
+        seen.update(msd=profile.msd, seeds=seeds, rows=rows)
+        return pd.DataFrame({"es": [1.0]}, index=pd.Index(["MSD"], name="variant"))
+
+    monkeypatch.setattr(cli, "library_function", lambda module, name, command: fake_ablation)
+    assert cli.main(["msd", "ablation", "--profile", "smoke", "--student-steps", "750", "--student-lr", "2e-4",
+                     "--eval-sentences", "500", "--rows", "MSD", "w/o all", "--seeds", "1", "2",
+                     "--out-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    smoke = config.get_profile("smoke").msd
+    assert seen["msd"].student_steps == 750 and seen["msd"].student_lr == 2e-4 and seen["msd"].eval_sentences == 500
+    assert seen["msd"].teacher_steps == smoke.teacher_steps  # untouched settings keep the profile's value
+    assert seen["seeds"] == [1, 2] and seen["rows"] == ["MSD", "w/o all"]
+
+
+def test_msd_rows_and_variants_agree_with_the_library():
+    from nerlib.msd.ablation import ROWS
+    from nerlib.msd.train import VARIANTS
+
+    assert cli.MSD_ROWS == ROWS and set(cli.MSD_VARIANTS) == set(VARIANTS)
+    fields = {f.name: f.type for f in dataclasses.fields(config.MSDSettings)}
+    assert set(cli.MSD_BUDGET) <= set(fields)
