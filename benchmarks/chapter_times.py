@@ -5,7 +5,9 @@
 Writes ``benchmarks/results/chapter_times.json`` (merged with earlier runs of other profiles/chapters), which
 ``book/running.md`` shows. Each notebook runs in a fresh child process that executes it with ``nbclient``; the peak
 resident memory is the kernel's (``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of that child after the kernel exits).
-Chapters run one after another, never in parallel, so the times are not inflated by each other.
+Chapters run one after another, never in parallel, so the times are not inflated by each other. Each record says
+which models the chapter trained (``trained``: new folders in the nerlib cache); an empty list means a warm run
+whose models were already cached (by an earlier chapter or a benchmark with the same settings).
 """
 
 from __future__ import annotations
@@ -56,6 +58,20 @@ def run_one(notebook: Path, timeout: int) -> dict:
             "error": error, "stderr_outputs": stderr_cells}
 
 
+def cached_runs() -> set[str]:
+    """The trained models (and cached prediction files) in the nerlib cache: a chapter that adds some trained them
+    itself (a cold run); one that adds none found its models already there (a warm run)."""
+    from nerlib.config import cache_dir
+
+    root = cache_dir()
+    found = set()
+    for sub in ("msd", "uniner", "uniner/predictions"):
+        folder = root / sub
+        if folder.is_dir():
+            found |= {f"{sub}/{p.name}" for p in folder.iterdir() if p.name not in ("predictions", "ablation", "tsne")}
+    return found
+
+
 def machine() -> str:
     """A one-line description of where the numbers were measured."""
     cpu = "unknown CPU"
@@ -93,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     for i, nb in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {nb.name} ({args.profile}) ...", file=sys.stderr, flush=True)
+        before = cached_runs()
         proc = subprocess.run(
             [sys.executable, __file__, "--single", str(nb.resolve()), "--timeout", str(args.timeout)],
             capture_output=True, text=True, env=env,
@@ -102,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         except (IndexError, json.JSONDecodeError):
             record = {"ok": False, "error": f"runner failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"}
         record["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        new = sorted(cached_runs() - before)
+        record["trained"] = [n for n in new if not n.startswith("uniner/predictions/")]
+        record["new_prediction_files"] = sum(n.startswith("uniner/predictions/") for n in new)
         data["profiles"].setdefault(args.profile, {})[nb.stem] = record
         print(f"    {json.dumps(record)}", file=sys.stderr, flush=True)
         data["machine"] = machine()

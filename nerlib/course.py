@@ -174,7 +174,9 @@ def chapter_times_markdown(times: dict, profiles: tuple[str, ...] = ("smoke", "s
             elif not rec.get("ok", False):
                 cells += ["failed", ""]
             else:
-                cells += [_fmt_time(rec["wall_s"]), f"{rec['peak_rss_mb'] / 1024:.1f} GiB"]
+                trained = len(rec.get("trained", []))
+                note = f" (trained {trained} model{'s' * (trained > 1)})" if trained else ""
+                cells += [_fmt_time(rec["wall_s"]) + note, f"{rec['peak_rss_mb'] / 1024:.1f} GiB"]
         rows.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

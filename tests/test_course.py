@@ -49,7 +49,9 @@ def test_chapter_times_table_rows(tmp_path):
         "profiles": {
             "small": {
                 "ch01_entities_and_scores": {"wall_s": 30.0, "peak_rss_mb": 1536.0, "ok": True},
-                "ch06_msd_baseline": {"wall_s": 600.0, "peak_rss_mb": 3584.0, "ok": True},
+                "ch06_msd_baseline": {"wall_s": 600.0, "peak_rss_mb": 3584.0, "ok": True,
+                                      "trained": ["msd/teacher-1", "msd/student-2"]},
+                "ch08_msd_mmd_ablation": {"wall_s": 60.0, "peak_rss_mb": 1024.0, "ok": True, "trained": []},
                 "ch07_msd_distillers": {"wall_s": 5.0, "peak_rss_mb": 100.0, "ok": False, "error": "boom"},
             }
         }
@@ -58,7 +60,8 @@ def test_chapter_times_table_rows(tmp_path):
     assert lines[0] == "| chapter | small: time | small: peak memory |"
     assert len(lines) == 2 + len(course.CHAPTERS)
     assert lines[2] == "| 1. Entities and scores | 30 s | 1.5 GiB |"
-    assert lines[7] == "| 6. MSD: the cross-lingual baseline | 10.0 min | 3.5 GiB |"
+    assert lines[7] == "| 6. MSD: the cross-lingual baseline | 10.0 min (trained 2 models) | 3.5 GiB |"
+    assert lines[9].endswith("| 60 s | 1.0 GiB |")  # a warm run: nothing trained, no note
     assert lines[8] == "| 7. MSD: short-channel distillers | failed |  |"
     assert lines[3] == "| 2. UniversalNER: teacher data | not yet measured |  |"
 
