@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,20 @@ def test_chapters_match_the_notebooks_that_exist():
 
     notebooks = {p.stem for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("ch*.ipynb")}
     assert notebooks <= {name for name, _ in course.CHAPTERS}
+
+
+def test_notebook_text_has_no_control_characters():
+    """A LaTeX command written into notebook JSON with one backslash becomes a control character (``\\times`` ->
+    tab + "imes", ``\\frac`` -> form feed, ``\\beta`` -> backspace) and renders as garbage: none may be left."""
+    root = Path(__file__).resolve().parents[1]
+    bad = []
+    for path in sorted(root.glob("notebooks/*.ipynb")) + sorted(root.glob("book/*.md")):
+        text = path.read_text()
+        cells = json.loads(text)["cells"] if path.suffix == ".ipynb" else [{"source": text}]
+        for number, cell in enumerate(cells):
+            source = "".join(cell["source"])
+            for ch in "\t\b\f\r\v":
+                if ch in source:
+                    at = source.index(ch)
+                    bad.append(f"{path.name} cell {number}: {source[max(0, at - 15):at + 10]!r}")
+    assert not bad, bad
