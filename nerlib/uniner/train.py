@@ -12,7 +12,11 @@ Several GPUs: the same code runs under ``accelerate`` (``Trainer`` picks up the 
     accelerate launch --config_file fsdp.yaml -m nerlib.uniner.train --examples train.jsonl --output-dir runs/uniner
 
 (DDP by default; FSDP through an accelerate config file with ``distributed_type: FSDP``). This course's machines
-have no GPU: the multi-GPU path is untested here. Checkpoints are written every ``save_steps`` and
+have no GPU; the same DDP path runs on CPU processes (gloo), which the tests use to check it::
+
+    ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 -m nerlib.uniner.train ...
+
+FSDP and bf16 on several GPUs are untested here. Checkpoints are written every ``save_steps`` and
 ``--resume`` (or ``resume=True``) continues from the newest one in the output folder.
 """
 
@@ -23,6 +27,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +180,7 @@ def training_arguments(
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         dataloader_pin_memory=_has_cuda(),
+        ddp_find_unused_parameters=False,  # every trainable parameter (LoRA or full) is used in each forward pass
     )
     # transformers 5 reads a float warmup_steps as a ratio; 4.x has warmup_ratio
     params = inspect.signature(TrainingArguments.__init__).parameters
@@ -195,6 +201,7 @@ class TrainResult:
     tokens_per_second: float
     examples: int
     skipped_too_long: int
+    world_size: int = 1  # processes that trained together (DDP/FSDP under ``accelerate launch``)
     log_history: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -251,6 +258,7 @@ def fit(
         tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
         examples=len(dataset),
         skipped_too_long=len(dataset.stats.skipped_too_long),
+        world_size=int(args.world_size),
         log_history=list(trainer.state.log_history),
     )
 
@@ -374,9 +382,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--profile", default=None, help="smoke, small or gpu (default: $NERLIB_PROFILE)")
     parser.add_argument("--save-steps", type=int, default=100)
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument("--student", help="student model (short name, hub id or folder; default: the profile's)")
     args = parser.parse_args(argv)
-    result = train(get_profile(args.profile), args.output_dir, args.examples, args.resume, args.save_steps)
-    print(json.dumps(result, indent=2))
+    profile = get_profile(args.profile)
+    if args.student:
+        profile = profile.replace(uniner=dataclasses.replace(profile.uniner, student=args.student))
+    result = train(profile, args.output_dir, args.examples, args.resume, args.save_steps)
+    if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch every process gets here: print once
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

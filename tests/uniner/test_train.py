@@ -112,3 +112,34 @@ def test_train_or_load_caches_by_settings_and_data(tmp_path, monkeypatch):
         assert torch.allclose(m1(ids).logits, m2(ids).logits, atol=1e-5)
     assert T.run_key(s, EXAMPLES[:2], 42, "per_type") != T.run_key(s, EXAMPLES, 42, "per_type")
     assert T.run_key(dataclasses.replace(s, lora_r=8), EXAMPLES, 42, "per_type") != rec1["key"]
+
+
+def test_ddp_under_accelerate_launch_splits_batches_across_processes(tmp_path):
+    """The multi-GPU path (``accelerate launch``, DDP) on two CPU processes with the gloo backend: both ranks train
+    one model together (world size 2, each step consumes one example per rank) and the adapter is saved once."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from nerlib.uniner.records import write_examples
+
+    tiny_model(0).save_pretrained(tmp_path / "model")
+    tiny_tokenizer().save_pretrained(tmp_path / "model")
+    write_examples(EXAMPLES * 2, tmp_path / "train.jsonl")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "nerlib.uniner.train",
+           "--profile", "smoke", "--student", str(tmp_path / "model"), "--examples", str(tmp_path / "train.jsonl"),
+           "--output-dir", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    start = proc.stdout.index('{\n  "output_dir"')  # the result JSON, printed by rank 0 only, after the log lines
+    result = json.loads(proc.stdout[start:proc.stdout.index("\n}", start) + 2])
+    assert proc.stdout.count('"world_size"') == 1
+    assert result["world_size"] == 2 and result["examples"] == 8
+    assert result["global_step"] == 2 and result["tokens_seen"] > 0  # smoke: 2 steps, batch 1 per process
+    assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
+    state = json.loads((tmp_path / "out" / "checkpoint-2" / "trainer_state.json").read_text())  # saved at the end
+    epochs = [h["epoch"] for h in state["log_history"] if "loss" in h]
+    assert epochs == [0.25, 0.5]  # 2 ranks x 1 example per step over 8 examples: a quarter epoch per step
