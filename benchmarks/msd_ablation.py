@@ -17,7 +17,7 @@ import torch
 
 from msd_common import provenance, write
 from nerlib.config import get_profile
-from nerlib.msd.ablation import EXPERIMENTS, ROWS, experiment, msd_gain, run_ablation, with_settings
+from nerlib.msd.ablation import EXPERIMENTS, ROWS, ablation_markdown, experiment, msd_gain, run_ablation, with_settings
 
 # Budget overrides (a reduced grid when the profile's budget does not fit the time available); None = profile's.
 OVERRIDES = {"teacher_steps": int, "student_steps": int, "train_sentences": int, "unlabeled_sentences": int,
@@ -55,7 +55,7 @@ def main() -> None:
           "Blank = not run (ours) or not verified (paper). 'direct transfer' = single-head teacher applied to the "
           "target language. Cells accumulate in `$NERLIB_CACHE_DIR/msd/ablation/results.jsonl` over runs with "
           "these settings (a grid run in parts); the line below names the last part's command.\n\n"
-          + table.to_markdown() +
+          + ablation_markdown(table) +
           f"\n\nMSD minus w/o all (average): {gain if gain is not None else 'not available (cells missing)'}.")
     name = "msd_ablation" if args.experiment == "conll" else f"msd_ablation_{args.experiment}"
     for path in write(name, record, md):

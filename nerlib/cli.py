@@ -276,7 +276,7 @@ def cmd_msd_ablation(args: argparse.Namespace) -> dict:
     table = fn(_profile(args), targets=args.target, seeds=args.seeds, rows=args.rows or MSD_ROWS, out_dir=out,
                progress=True, max_cells=args.max_cells)
     try:
-        text = table.to_markdown()
+        text = table.astype(object).where(table.notna(), None).to_markdown(missingval="")  # blank, not nan
     except ImportError:  # pandas needs `tabulate` for Markdown
         text = table.to_string()
     (out / "ablation.md").write_text(text + "\n")

@@ -154,6 +154,11 @@ def ablation_table(records: Sequence[dict], targets: Sequence[str], rows: Sequen
     return pd.DataFrame(table).set_index("variant")
 
 
+def ablation_markdown(table: pd.DataFrame) -> str:
+    """The table as Markdown, with blank cells (not ``nan``) where a cell was not run or a paper number is unknown."""
+    return table.astype(object).where(table.notna(), None).to_markdown(missingval="")
+
+
 def msd_gain(table: pd.DataFrame) -> float | None:
     """MSD minus w/o all on the average column (the headline claim: the parts of MSD add up), or None."""
     try:

@@ -27,6 +27,15 @@ def test_table_means_over_seeds_and_average():
     assert A.msd_gain(t) is None  # w/o all has no average yet
 
 
+def test_markdown_leaves_missing_cells_blank():
+    recs = [_rec("MSD", "conll2002_es", 1, 60.0), _rec("MSD", "conll2002_nl", 1, 70.0), _rec("w/o all", "conll2002_es", 1, 50.0)]
+    text = A.ablation_markdown(A.ablation_table(recs, ["conll2002_es", "conll2002_nl"], ["MSD", "w/o all"]))
+    assert "nan" not in text and "None" not in text
+    row = next(line for line in text.splitlines() if line.startswith("| w/o all"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:4] == ["w/o all", "50", "", ""]  # es measured; nl and the average not run
+
+
 def test_msd_gain():
     recs = [_rec(r, t, 1, f) for r, f in (("MSD", 66.0), ("w/o all", 61.5)) for t in ("conll2002_es",)]
     assert A.msd_gain(A.ablation_table(recs, ["conll2002_es"], ["MSD", "w/o all"])) == 4.5
