@@ -7,7 +7,8 @@ Writes ``benchmarks/results/chapter_times.json`` (merged with earlier runs of ot
 resident memory is the kernel's (``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of that child after the kernel exits).
 Chapters run one after another, never in parallel, so the times are not inflated by each other. Each record says
 which models the chapter trained (``trained``: new folders in the nerlib cache); an empty list means a warm run
-whose models were already cached (by an earlier chapter or a benchmark with the same settings).
+whose models were already cached (by an earlier chapter or a benchmark with the same settings). The executed
+notebooks, with their outputs, are kept in ``_build/executed/<profile>/`` for reading.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def run_one(notebook: Path, timeout: int) -> dict:
     except Exception as err:  # timeout, dead kernel: record and go on with the next chapter
         error = f"{type(err).__name__}: {err}"[:300]
     wall = time.perf_counter() - start
+    # Keep the executed notebook (outputs included) for reading the results: _build/executed/<profile>/ (ignored by git)
+    keep = ROOT / "_build" / "executed" / os.environ.get("NERLIB_PROFILE", "default")
+    keep.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, keep / notebook.name)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
     stderr_cells = sum(
         1
