@@ -64,8 +64,9 @@ def run_one(notebook: Path, timeout: int) -> dict:
 
 
 def cached_runs() -> set[str]:
-    """The trained models (and cached prediction files) in the nerlib cache: a chapter that adds some trained them
-    itself (a cold run); one that adds none found its models already there (a warm run)."""
+    """The finished trained models (and cached prediction files) in the nerlib cache: a chapter that adds some
+    trained them itself (a cold run); one that adds none found its models already there (a warm run). Run nothing
+    else that trains models meanwhile, or its models are counted too."""
     from nerlib.config import cache_dir
 
     root = cache_dir()
@@ -73,7 +74,8 @@ def cached_runs() -> set[str]:
     for sub in ("msd", "uniner", "uniner/predictions"):
         folder = root / sub
         if folder.is_dir():
-            found |= {f"{sub}/{p.name}" for p in folder.iterdir() if p.name not in ("predictions", "ablation", "tsne")}
+            found |= {f"{sub}/{p.name}" for p in folder.iterdir()
+                      if sub.endswith("predictions") or (p / "run.json").is_file() or (p / "train_result.json").is_file()}
     return found
 
 
