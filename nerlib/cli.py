@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import dataclasses
 import importlib
 import json
 import os
@@ -275,8 +274,10 @@ def cmd_msd_ablation(args: argparse.Namespace) -> dict:
     out = _run_dir(args, "msd_ablation")
     table = fn(_profile(args), targets=args.target, seeds=args.seeds, rows=args.rows or MSD_ROWS, out_dir=out,
                progress=True, max_cells=args.max_cells)
+    from nerlib.msd.ablation import ablation_markdown  # already imported by run_ablation above
+
     try:
-        text = table.astype(object).where(table.notna(), None).to_markdown(missingval="")  # blank, not nan
+        text = ablation_markdown(table)  # blank cells, not nan
     except ImportError:  # pandas needs `tabulate` for Markdown
         text = table.to_string()
     (out / "ablation.md").write_text(text + "\n")
