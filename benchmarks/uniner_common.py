@@ -38,6 +38,11 @@ def provenance(profile: str, **extra: Any) -> dict:
     }
 
 
+def train_summary(record: dict) -> dict:
+    """A training record for a results file: without its per-step log and its output folder (a machine path)."""
+    return {k: v for k, v in record.items() if k not in ("log_history", "output_dir")}
+
+
 def write(name: str, record: dict, markdown: str) -> tuple[Path, Path]:
     """Write ``results/<name>.json`` and ``results/<name>.md`` (with a provenance line under the table)."""
     RESULTS.mkdir(parents=True, exist_ok=True)

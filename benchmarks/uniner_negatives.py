@@ -15,7 +15,7 @@ import dataclasses
 
 import torch
 
-from uniner_common import provenance, write
+from uniner_common import provenance, train_summary, write
 
 DOMAINS = ("ai", "literature", "music", "politics", "science")
 
@@ -44,7 +44,7 @@ def main() -> None:
                                 max_steps=args.steps if args.steps is not None else -1,
                                 eval_domains=tuple(args.domains))
         table, record = train_and_evaluate(profile, u, name=f"bench-neg-{strategy}", limit=limit)
-        train[strategy] = {k: v for k, v in record.items() if k not in ("log_history", "output_dir")}  # no machine paths
+        train[strategy] = train_summary(record)
         for domain in table.index:
             r = table.loc[domain]
             rows.append({"strategy": strategy, "domain": domain, "f1": float(r["f1"]),

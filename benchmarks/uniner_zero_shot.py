@@ -14,7 +14,7 @@ import dataclasses
 
 import torch
 
-from uniner_common import provenance, write
+from uniner_common import provenance, train_summary, write
 
 DOMAINS = ("ai", "literature", "music", "politics", "science")
 
@@ -52,7 +52,7 @@ def main() -> None:
     size = {"passages_per_domain": limit, "train_steps": record["global_step"], "train_passages": record["examples"],
             "student": u.student, "train_seconds": record["seconds"]}
     record_out = {"provenance": provenance(profile.name, **size), "rows": rows,
-                  "train": {k: v for k, v in record.items() if k not in ("log_history", "output_dir")}}  # no machine paths
+                  "train": train_summary(record)}
     lines = ["| domain | model | strict F1 | partial F1 | parse failures | queries |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['domain']} | {r['model']} | {r['f1']:.1f} | {r['partial_f1']:.1f} | {r['parse_failures']} | "
               f"{r['queries']} |" for r in rows]
