@@ -17,7 +17,8 @@ import torch
 
 from msd_common import provenance, write
 from nerlib.config import get_profile
-from nerlib.msd.ablation import EXPERIMENTS, ROWS, ablation_markdown, experiment, msd_gain, run_ablation, with_settings
+from nerlib.msd.ablation import (EXPERIMENTS, ROWS, ablation_markdown, ablation_records, experiment, msd_gain, paired_gains,
+                                 per_seed_table, run_ablation, with_settings)
 
 # Budget overrides (a reduced grid when the profile's budget does not fit the time available); None = profile's.
 OVERRIDES = {"teacher_steps": int, "student_steps": int, "train_sentences": int, "unlabeled_sentences": int,
@@ -46,8 +47,13 @@ def main() -> None:
     table = run_ablation(profile, None, args.seeds, ROWS, max_cells=0, progress=False)
     gain = msd_gain(table)
     s = profile.msd
+    records = ablation_records(profile, None, args.seeds, ROWS)
+    by_seed = per_seed_table(records, s.targets, ROWS)
+    gains = paired_gains(records, s.targets)
     record = {"provenance": provenance(profile.name), "settings": json.loads(json.dumps(s.__dict__, default=list)),
-              "overrides": changes, "table": json.loads(table.reset_index().to_json(orient="records")), "msd_minus_wo_all_avg": gain}
+              "overrides": changes, "table": json.loads(table.reset_index().to_json(orient="records")), "msd_minus_wo_all_avg": gain,
+              "per_seed": json.loads(by_seed.reset_index().to_json(orient="records")),
+              "msd_minus_wo_all_per_seed": {str(k): v for k, v in gains.items()}}
     md = ("# MSD ablation (seqeval F1 on the target test sets)\n\n"
           f"Encoder `{s.encoder}`, source `{s.source}`, first {s.eval_sentences} test sentences per target, "
           f"{s.train_sentences} labelled / {s.unlabeled_sentences} unlabelled sentences, "
@@ -57,6 +63,12 @@ def main() -> None:
           "these settings (a grid run in parts); the line below names the last part's command.\n\n"
           + ablation_markdown(table) +
           f"\n\nMSD minus w/o all (average): {gain if gain is not None else 'not available (cells missing)'}.")
+    if by_seed.index.get_level_values("seed").nunique() > 1:
+        md += ("\n\nPer seed (each seed trains its own teachers and students):\n\n"
+               + ablation_markdown(by_seed.reset_index().set_index("variant"))
+               + "\n\nMSD minus w/o all per seed (paired: same teacher): "
+               + (", ".join(f"seed {k}: {v:+.2f}" for k, v in gains.items()) or "no seed has both rows on every target")
+               + ".")
     name = "msd_ablation" if args.experiment == "conll" else f"msd_ablation_{args.experiment}"
     for path in write(name, record, md):
         print("wrote", path)

@@ -124,9 +124,56 @@ def run_ablation(
                     f.write(json.dumps(record) + "\n")
                 done[key] = record
                 new += 1
-    wanted = {_cell_key(profile, t, r, s): (t, r, s) for s in seeds for t in targets for r in rows}
-    records = [done[k] for k in wanted if k in done]
-    return ablation_table(records, targets, rows)
+    return ablation_table(_wanted(done, profile, targets, seeds, rows), targets, rows)
+
+
+def _wanted(done: dict[str, dict], profile: Profile, targets: Sequence[str], seeds: Sequence[int],
+            rows: Sequence[str]) -> list[dict]:
+    keys = [_cell_key(profile, t, r, s) for s in seeds for t in targets for r in rows]
+    return [done[k] for k in keys if k in done]
+
+
+def ablation_records(profile: Profile, targets: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                     rows: Sequence[str] = ROWS, out_dir: str | Path | None = None) -> list[dict]:
+    """The finished cells of a grid (one record per target, row and seed), read from the log; trains nothing."""
+    targets = list(targets or profile.msd.targets)
+    seeds = list(seeds or profile.msd.seeds or (profile.seed,))
+    out = Path(out_dir) if out_dir is not None else cache_dir() / "msd" / "ablation"
+    return _wanted(_done(out / "results.jsonl"), profile, targets, seeds, rows)
+
+
+def per_seed_table(records: Sequence[dict], targets: Sequence[str], rows: Sequence[str] = ROWS) -> pd.DataFrame:
+    """One line per (variant, seed) that has a score: F1 per target and their average (where every target ran).
+    Beside :func:`ablation_table`'s means, this shows how far single seeds scatter."""
+    lines = []
+    for row in rows:
+        for seed in sorted({r["seed"] for r in records if r["row"] == row}):
+            line: dict[str, object] = {"variant": row, "seed": seed}
+            scores = []
+            for target in targets:
+                f1 = next((r["f1"] for r in records if (r["row"], r["target"], r["seed"]) == (row, target, seed)), None)
+                line[_lang(target)] = None if f1 is None else round(f1, 2)
+                scores.append(f1)
+            line["avg"] = round(statistics.fmean(scores), 2) if scores and None not in scores else None
+            lines.append(line)
+    columns = ["variant", "seed", *[_lang(t) for t in targets], "avg"]
+    return pd.DataFrame(lines, columns=columns).set_index(["variant", "seed"])
+
+
+def paired_gains(records: Sequence[dict], targets: Sequence[str], better: str = "MSD",
+                 worse: str = "w/o all") -> dict[int, float]:
+    """``better`` minus ``worse`` on the target average, per seed where both rows ran on every target. The two
+    students of one seed share their teacher, so these paired differences are less noisy than differences of means."""
+    table = per_seed_table(records, targets, (better, worse))
+    gains = {}
+    for seed in sorted({seed for _, seed in table.index}):
+        try:
+            a, b = table.loc[(better, seed), "avg"], table.loc[(worse, seed), "avg"]
+        except KeyError:
+            continue
+        if a is not None and b is not None and not pd.isna(a) and not pd.isna(b):
+            gains[int(seed)] = round(float(a) - float(b), 2)
+    return gains
 
 
 def ablation_table(records: Sequence[dict], targets: Sequence[str], rows: Sequence[str] = ROWS) -> pd.DataFrame:

@@ -81,3 +81,28 @@ def test_experiments_switch_source_and_targets():
     for spec in A.EXPERIMENTS.values():  # every dataset named exists, with the same label set as its source
         for target in spec["targets"]:
             assert registry.get(target).labels == registry.get(spec["source"]).labels
+
+
+def test_per_seed_table_and_paired_gains():
+    recs = [_rec("MSD", "conll2002_es", 1, 60.0), _rec("MSD", "conll2002_nl", 1, 70.0),
+            _rec("MSD", "conll2002_es", 2, 64.0), _rec("MSD", "conll2002_nl", 2, 66.0),
+            _rec("w/o all", "conll2002_es", 1, 58.0), _rec("w/o all", "conll2002_nl", 1, 69.0),
+            _rec("w/o all", "conll2002_es", 2, 61.0)]  # seed 2 of w/o all lacks nl
+    t = A.per_seed_table(recs, ["conll2002_es", "conll2002_nl"], ["MSD", "w/o all"])
+    assert list(t.index) == [("MSD", 1), ("MSD", 2), ("w/o all", 1), ("w/o all", 2)]
+    assert t.loc[("MSD", 1), "avg"] == 65.0 and t.loc[("MSD", 2), "avg"] == 65.0
+    assert t.loc[("w/o all", 1), "avg"] == 63.5 and pd.isna(t.loc[("w/o all", 2), "avg"])
+    assert pd.isna(t.loc[("w/o all", 2), "nl"])
+    assert A.paired_gains(recs, ["conll2002_es", "conll2002_nl"]) == {1: 1.5}  # seed 2 is not paired on both
+    assert A.paired_gains(recs, ["conll2002_es"]) == {1: 2.0, 2: 3.0}
+    assert "nan" not in A.ablation_markdown(t)
+
+
+def test_ablation_records_reads_the_log_without_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(A, "evaluate_cell", lambda *a, **k: pytest.fail("must not train"))
+    prof = get_profile("smoke")
+    lines = [{"key": A._cell_key(prof, "conll2002_es", "MSD", s), **_rec("MSD", "conll2002_es", s, 50.0 + s)}
+             for s in (1, 2)]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    recs = A.ablation_records(prof, ["conll2002_es"], [2, 3], ["MSD", "w/o all"], tmp_path)
+    assert [(r["seed"], r["f1"]) for r in recs] == [(2, 52.0)]
