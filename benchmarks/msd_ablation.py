@@ -17,7 +17,7 @@ import torch
 
 from msd_common import provenance, write
 from nerlib.config import get_profile
-from nerlib.msd.ablation import (EXPERIMENTS, ROWS, ablation_markdown, ablation_records, experiment, msd_gain, paired_gains,
+from nerlib.msd.ablation import (EXPERIMENTS, ROWS, ablation_markdown, ablation_records, ablation_table, experiment, msd_gain, paired_gains,
                                  per_seed_table, run_ablation, with_settings)
 
 # Budget overrides (a reduced grid when the profile's budget does not fit the time available); None = profile's.
@@ -44,13 +44,17 @@ def main() -> None:
     run_ablation(profile, args.targets, args.seeds, args.rows, max_cells=args.max_cells)
     # The results file shows every cell of the full grid that exists for these settings (this run's and earlier
     # runs'), so running the grid in parts (one target or a few rows at a time) accumulates one table.
-    table = run_ablation(profile, None, args.seeds, ROWS, max_cells=0, progress=False)
-    gain = msd_gain(table)
     s = profile.msd
     records = ablation_records(profile, None, args.seeds, ROWS)
+    # The main table averages only the seeds whose whole grid ran, so that its rows rest on the same seeds and
+    # compare; seeds with a partial grid (e.g. only MSD and w/o all) appear in the per-seed table below it.
+    complete = sorted({r["seed"] for r in records
+                       if sum(x["seed"] == r["seed"] for x in records) == len(ROWS) * len(s.targets)})
+    table = ablation_table([r for r in records if r["seed"] in complete] if complete else records, s.targets, ROWS)
+    gain = msd_gain(table)
     by_seed = per_seed_table(records, s.targets, ROWS)
     gains = paired_gains(records, s.targets)
-    record = {"provenance": provenance(profile.name), "settings": json.loads(json.dumps(s.__dict__, default=list)),
+    record = {"provenance": provenance(profile.name), "table_seeds": complete, "settings": json.loads(json.dumps(s.__dict__, default=list)),
               "overrides": changes, "table": json.loads(table.reset_index().to_json(orient="records")), "msd_minus_wo_all_avg": gain,
               "per_seed": json.loads(by_seed.reset_index().to_json(orient="records")),
               "msd_minus_wo_all_per_seed": {str(k): v for k, v in gains.items()}}
@@ -60,7 +64,9 @@ def main() -> None:
           f"teacher {s.teacher_steps} steps, student {s.student_steps} steps, batch {s.batch_size}. "
           "Blank = not run (ours) or not verified (paper). 'direct transfer' = single-head teacher applied to the "
           "target language. Cells accumulate in `$NERLIB_CACHE_DIR/msd/ablation/results.jsonl` over runs with "
-          "these settings (a grid run in parts); the line below names the last part's command.\n\n"
+          "these settings (a grid run in parts); the line below names the last part's command. "
+          + (f"The table averages seed{'s' if len(complete) > 1 else ''} {', '.join(map(str, complete))}, "
+             "whose whole grid ran." if complete else "No seed has the whole grid yet.") + "\n\n"
           + ablation_markdown(table) +
           f"\n\nMSD minus w/o all (average): {gain if gain is not None else 'not available (cells missing)'}.")
     if by_seed.index.get_level_values("seed").nunique() > 1:
@@ -68,6 +74,7 @@ def main() -> None:
                + ablation_markdown(by_seed.reset_index().set_index("variant"))
                + "\n\nMSD minus w/o all per seed (paired: same teacher): "
                + (", ".join(f"seed {k}: {v:+.2f}" for k, v in gains.items()) or "no seed has both rows on every target")
+               + (f"; mean {sum(gains.values()) / len(gains):+.2f} over {len(gains)} seeds" if len(gains) > 1 else "")
                + ".")
     name = "msd_ablation" if args.experiment == "conll" else f"msd_ablation_{args.experiment}"
     for path in write(name, record, md):
