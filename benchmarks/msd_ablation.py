@@ -72,7 +72,7 @@ def main() -> None:
     if by_seed.index.get_level_values("seed").nunique() > 1:
         md += ("\n\nPer seed (each seed trains its own teachers and students):\n\n"
                + ablation_markdown(by_seed.reset_index().set_index("variant"))
-               + "\n\nMSD minus w/o all per seed (paired: same teacher): "
+               + "\n\nMSD minus w/o all per seed (paired by seed: same data order, teachers trained with that seed): "
                + (", ".join(f"seed {k}: {v:+.2f}" for k, v in gains.items()) or "no seed has both rows on every target")
                + (f"; mean {sum(gains.values()) / len(gains):+.2f} over {len(gains)} seeds" if len(gains) > 1 else "")
                + ".")

@@ -163,7 +163,8 @@ def per_seed_table(records: Sequence[dict], targets: Sequence[str], rows: Sequen
 def paired_gains(records: Sequence[dict], targets: Sequence[str], better: str = "MSD",
                  worse: str = "w/o all") -> dict[int, float]:
     """``better`` minus ``worse`` on the target average, per seed where both rows ran on every target. The two
-    students of one seed share their teacher, so these paired differences are less noisy than differences of means."""
+    students of one seed see the same data in the same order, and their teachers (multi-exit for MSD, single-head
+    for w/o all) were trained with that seed too, so seed-to-seed swings in teacher quality cancel in the difference."""
     table = per_seed_table(records, targets, (better, worse))
     gains = {}
     for seed in sorted({seed for _, seed in table.index}):
