@@ -17,8 +17,8 @@ import torch
 
 from msd_common import provenance, write
 from nerlib.config import get_profile
-from nerlib.msd.ablation import (EXPERIMENTS, ROWS, ablation_markdown, ablation_records, ablation_table, experiment, msd_gain, paired_gains,
-                                 per_seed_table, run_ablation, with_settings)
+from nerlib.msd.ablation import (EXPERIMENTS, ROWS, ablation_markdown, ablation_records, ablation_table, complete_seeds,
+                                 experiment, msd_gain, paired_gains, per_seed_table, run_ablation, with_settings)
 
 # Budget overrides (a reduced grid when the profile's budget does not fit the time available); None = profile's.
 OVERRIDES = {"teacher_steps": int, "student_steps": int, "train_sentences": int, "unlabeled_sentences": int,
@@ -48,8 +48,7 @@ def main() -> None:
     records = ablation_records(profile, None, args.seeds, ROWS)
     # The main table averages only the seeds whose whole grid ran, so that its rows rest on the same seeds and
     # compare; seeds with a partial grid (e.g. only MSD and w/o all) appear in the per-seed table below it.
-    complete = sorted({r["seed"] for r in records
-                       if sum(x["seed"] == r["seed"] for x in records) == len(ROWS) * len(s.targets)})
+    complete = complete_seeds(records, s.targets, ROWS)
     table = ablation_table([r for r in records if r["seed"] in complete] if complete else records, s.targets, ROWS)
     gain = msd_gain(table)
     by_seed = per_seed_table(records, s.targets, ROWS)

@@ -145,19 +145,23 @@ def ablation_records(profile: Profile, targets: Sequence[str] | None = None, see
 def per_seed_table(records: Sequence[dict], targets: Sequence[str], rows: Sequence[str] = ROWS) -> pd.DataFrame:
     """One line per (variant, seed) that has a score: F1 per target and their average (where every target ran).
     Beside :func:`ablation_table`'s means, this shows how far single seeds scatter."""
+    f1 = {(r["row"], r["target"], r["seed"]): r["f1"] for r in records}
     lines = []
     for row in rows:
         for seed in sorted({r["seed"] for r in records if r["row"] == row}):
-            line: dict[str, object] = {"variant": row, "seed": seed}
-            scores = []
-            for target in targets:
-                f1 = next((r["f1"] for r in records if (r["row"], r["target"], r["seed"]) == (row, target, seed)), None)
-                line[_lang(target)] = None if f1 is None else round(f1, 2)
-                scores.append(f1)
-            line["avg"] = round(statistics.fmean(scores), 2) if scores and None not in scores else None
-            lines.append(line)
+            scores = [f1.get((row, target, seed)) for target in targets]
+            lines.append({"variant": row, "seed": seed,
+                          **{_lang(t): None if v is None else round(v, 2) for t, v in zip(targets, scores)},
+                          "avg": round(statistics.fmean(scores), 2) if scores and None not in scores else None})
     columns = ["variant", "seed", *[_lang(t) for t in targets], "avg"]
     return pd.DataFrame(lines, columns=columns).set_index(["variant", "seed"])
+
+
+def complete_seeds(records: Sequence[dict], targets: Sequence[str], rows: Sequence[str] = ROWS) -> list[int]:
+    """The seeds whose whole grid (every row on every target) has a score: means over these compare across rows."""
+    have = {(r["row"], r["target"], r["seed"]) for r in records}
+    return sorted(seed for seed in {r["seed"] for r in records}
+                  if all((row, t, seed) in have for row in rows for t in targets))
 
 
 def paired_gains(records: Sequence[dict], targets: Sequence[str], better: str = "MSD",
@@ -165,14 +169,11 @@ def paired_gains(records: Sequence[dict], targets: Sequence[str], better: str = 
     """``better`` minus ``worse`` on the target average, per seed where both rows ran on every target. The two
     students of one seed see the same data in the same order, and their teachers (multi-exit for MSD, single-head
     for w/o all) were trained with that seed too, so seed-to-seed swings in teacher quality cancel in the difference."""
-    table = per_seed_table(records, targets, (better, worse))
+    avg = per_seed_table(records, targets, (better, worse))["avg"]
     gains = {}
-    for seed in sorted({seed for _, seed in table.index}):
-        try:
-            a, b = table.loc[(better, seed), "avg"], table.loc[(worse, seed), "avg"]
-        except KeyError:
-            continue
-        if a is not None and b is not None and not pd.isna(a) and not pd.isna(b):
+    for seed in sorted({seed for _, seed in avg.index}):
+        a, b = avg.get((better, seed)), avg.get((worse, seed))
+        if pd.notna(a) and pd.notna(b):
             gains[int(seed)] = round(float(a) - float(b), 2)
     return gains
 

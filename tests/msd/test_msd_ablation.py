@@ -106,3 +106,12 @@ def test_ablation_records_reads_the_log_without_training(tmp_path, monkeypatch):
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     recs = A.ablation_records(prof, ["conll2002_es"], [2, 3], ["MSD", "w/o all"], tmp_path)
     assert [(r["seed"], r["f1"]) for r in recs] == [(2, 52.0)]
+
+
+def test_complete_seeds_need_every_row_on_every_target():
+    targets, rows = ["conll2002_es", "conll2002_nl"], ["MSD", "w/o all"]
+    recs = [_rec(r, t, 1, 50.0) for r in rows for t in targets]  # seed 1: the whole grid
+    recs += [_rec("MSD", t, 2, 50.0) for t in targets] + [_rec("w/o all", "conll2002_es", 2, 50.0)]  # seed 2: one cell short
+    recs += [_rec("MSD", "conll2002_es", 3, 50.0)] * 4  # seed 3: as many records as a full grid, but one cell repeated
+    assert A.complete_seeds(recs, targets, rows) == [1]
+    assert A.complete_seeds(recs, ["conll2002_es"], rows) == [1, 2]
