@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Build nerlib's wheel and fail on any packaging warning (deprecated pyproject fields and the like), so that a
+# build that a future setuptools will refuse is caught today, not on the day it breaks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PY:-.venv/bin/python}"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+"$PY" -m pip wheel --no-deps . -w "$out" -v >"$out/build.log" 2>&1 || { cat "$out/build.log" >&2; exit 1; }
+if grep -nE "SetuptoolsDeprecationWarning|SetuptoolsWarning|DeprecationWarning: .*(pyproject|license)" "$out/build.log" >&2; then
+  echo "packaging: the build above printed a packaging warning; fix pyproject.toml" >&2
+  exit 1
+fi
+ls "$out"/nerlib-*.whl >/dev/null
+echo "packaging: wheel built with no packaging warnings"
