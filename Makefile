@@ -24,15 +24,18 @@ $(STAMP): requirements.txt pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# The build executes every notebook; progress bars are for people, not for the published pages.
+# The build executes the notebooks through jupyter-cache, one cache per profile: a second build re-executes only the
+# chapters whose code changed (BOOK_FLAGS=--force executes all; CI does). MathJax is served from the site (fetched
+# once with npm). Progress bars are for people, not for the published pages.
 BOOK_ENV := NERLIB_BOOK_BUILD=1 TQDM_DISABLE=1
+BOOK_FLAGS ?=
 
 book: $(STAMP)
-	$(BOOK_ENV) NERLIB_PROFILE=$${NERLIB_PROFILE:-small} $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	$(BOOK_ENV) NERLIB_PROFILE=$${NERLIB_PROFILE:-small} $(PY) .ci/build_book.py $(BOOK_FLAGS)
 
 # Smoke sizes are tiny: one thread each is as fast and never oversubscribes a busy CI machine.
 book-smoke: $(STAMP)
-	$(BOOK_ENV) NERLIB_THREADS=$${NERLIB_THREADS:-1} NERLIB_PROFILE=smoke $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	$(BOOK_ENV) NERLIB_THREADS=$${NERLIB_THREADS:-1} NERLIB_PROFILE=smoke $(PY) .ci/build_book.py $(BOOK_FLAGS)
 
 clean:
 	rm -rf _build

@@ -17,6 +17,7 @@ import argparse
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,12 +48,14 @@ CHROMIUM_FLAGS = (
 SKIP_DIRS = {"_static", "_sources", "_images", "_sphinx_design_static", ".doctrees", "_panels_static"}
 # Text that means an executed cell failed.
 TRACEBACK_MARKERS = ("Traceback (most recent call last)",)
+# TeX delimiters left in the visible text: MathJax did not typeset the formula (not loaded, e.g. offline with a CDN).
+RAW_TEX = re.compile(r"\\\(|\\\[|\$\$")
 
 
 @dataclass(frozen=True)
 class Problem:
     page: str
-    kind: str  # "load", "image", "link", "anchor", "traceback", "stderr"
+    kind: str  # "load", "image", "link", "anchor", "traceback", "stderr", "tex"
     detail: str
 
     def __str__(self) -> str:
@@ -70,6 +73,7 @@ class PageDom:
     traceback_outputs: int = 0
     stderr_outputs: int = 0
     text_markers: list[str] = field(default_factory=list)
+    raw_tex: list[str] = field(default_factory=list)  # formulas MathJax did not render (shown as TeX source)
 
 
 class _DomParser(HTMLParser):
@@ -77,6 +81,8 @@ class _DomParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.dom = PageDom()
         self._skip_text = 0  # inside <script>/<style>
+        self._code = 0  # inside <pre>/<code>: TeX there is code, not a formula
+        self._math: list[str | int] = []  # [tag, depth] while inside an element of class "math"
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: (v or "") for k, v in attrs}
@@ -98,10 +104,22 @@ class _DomParser(HTMLParser):
             self.dom.stderr_outputs += 1
         if tag in ("script", "style"):
             self._skip_text += 1
+        if tag in ("pre", "code"):
+            self._code += 1
+        if self._math and tag == self._math[0]:
+            self._math[1] += 1
+        elif not self._math and "math" in classes:
+            self._math = [tag, 1]
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style") and self._skip_text:
             self._skip_text -= 1
+        if tag in ("pre", "code") and self._code:
+            self._code -= 1
+        if self._math and tag == self._math[0]:
+            self._math[1] -= 1
+            if self._math[1] == 0:
+                self._math = []
 
     def handle_data(self, data: str) -> None:
         if self._skip_text:
@@ -109,6 +127,8 @@ class _DomParser(HTMLParser):
         for marker in TRACEBACK_MARKERS:
             if marker in data:
                 self.dom.text_markers.append(marker)
+        if not self._code and (RAW_TEX.search(data) or (self._math and "\\" in data)):
+            self.dom.raw_tex.append(data.strip()[:60])
 
 
 def parse_dom(html: str) -> PageDom:
@@ -126,6 +146,8 @@ def content_problems(page: str, dom: PageDom) -> list[Problem]:
         out.append(Problem(page, "traceback", f"{max(dom.traceback_outputs, len(dom.text_markers))} output(s) show an error"))
     if dom.stderr_outputs:
         out.append(Problem(page, "stderr", f"{dom.stderr_outputs} output(s) written to stderr"))
+    if dom.raw_tex:
+        out.append(Problem(page, "tex", f"{len(dom.raw_tex)} formula(s) shown as raw TeX, e.g. {dom.raw_tex[0]!r}"))
     return out
 
 
