@@ -5,7 +5,8 @@
 
 Resumable: finished cells are logged in ``$NERLIB_CACHE_DIR/msd/ablation/results.jsonl`` and trained models are
 cached, so run it again to continue. Writes ``benchmarks/results/msd_ablation.{json,md}`` with every cell of the
-full grid finished so far for these settings, by this run or an earlier one (blank cells did not run) and the paper's numbers beside ours (blank where we could not verify them).
+full grid finished so far for these settings, by this run or an earlier one (blank cells did not run) and the paper's numbers beside ours (Table 1 of Ma et al., 2022, from ``nerlib.msd.paper``; blank where the paper has no
+such column).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def main() -> None:
           f"Encoder `{s.encoder}`, source `{s.source}`, first {s.eval_sentences} test sentences per target, "
           f"{s.train_sentences} labelled / {s.unlabeled_sentences} unlabelled sentences, "
           f"teacher {s.teacher_steps} steps, student {s.student_steps} steps, batch {s.batch_size}. "
-          "Blank = not run (ours) or not verified (paper). 'direct transfer' = single-head teacher applied to the "
-          "target language. Cells accumulate in `$NERLIB_CACHE_DIR/msd/ablation/results.jsonl` over runs with "
+          "Blank = not run (ours) or not in the paper. Paper = Table 1 of Ma et al. (2022), mBERT; 'direct transfer' = "
+          "single-head teacher applied to the target language (the paper's BS row). Cells accumulate in `$NERLIB_CACHE_DIR/msd/ablation/results.jsonl` over runs with "
           "these settings (a grid run in parts); the line below names the last part's command. "
           + (f"The table averages seed{'s' if len(complete) > 1 else ''} {', '.join(map(str, complete))}, "
              "whose whole grid ran." if complete else "No seed has the whole grid yet.") + "\n\n"
