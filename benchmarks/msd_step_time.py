@@ -9,6 +9,10 @@ a student step with every part on: all exits imitating precomputed teacher proba
 MMD^M (an extra forward pass over ``mmd_batch_size`` source sentences) and MMD^L. Runs alternate (plain, MSD,
 plain, MSD, ...) so a change in the load of this shared machine hits both; the first two steps of each run are
 dropped as warm-up and the medians are compared. Writes ``benchmarks/results/msd_step_time.{json,md}``.
+
+Both runs draw the library's length-grouped batches from the same seed, so they see the same batches. For
+sentences per second against a plain Hugging Face step (and against the code path before length grouping), see
+``benchmarks/msd_throughput.py``.
 """
 
 from __future__ import annotations

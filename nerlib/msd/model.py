@@ -99,7 +99,11 @@ class MultiExitTokenClassifier(nn.Module):
         exits: str = "all",
     ) -> MultiExitOutput:
         """Run the encoder once and every head on its layer. ``exits="last"`` skips the auxiliary heads
-        (inference and plain evaluation)."""
+        (inference and plain evaluation); ``exits="none"`` runs no head (only the [CLS] vector is wanted, as for
+        MMD on source text), so ``logits`` is empty.
+
+        The frozen embeddings and bottom layers (:meth:`freeze_bottom`) build no autograd graph: neither their
+        weights nor their inputs need a gradient, so autograd records nothing until the first trainable layer."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "output_hidden_states": True}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
@@ -107,8 +111,10 @@ class MultiExitTokenClassifier(nn.Module):
         pairs = list(zip(self.exit_layers, self.heads))
         if exits == "last":
             pairs = pairs[-1:]
+        elif exits == "none":
+            pairs = []
         elif exits != "all":
-            raise ValueError(f"exits must be 'all' or 'last', got {exits!r}")
+            raise ValueError(f"exits must be 'all', 'last' or 'none', got {exits!r}")
         logits = [head(self.dropout(hidden_states[layer])) for layer, head in pairs]
         return MultiExitOutput(logits=logits, cls=hidden_states[-1][:, 0], aux_weights=self.aux_weights())
 

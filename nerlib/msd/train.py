@@ -10,6 +10,14 @@ The flow (Ma et al., EMNLP 2022, Sections 3.1-3.3):
 3. :func:`train_student` trains a *fresh* encoder on those soft labels with
    :func:`~nerlib.msd.losses.student_loss` plus the two MMD terms. Target tags are never read.
 
+Speed on the CPU without changing the mathematics: batches are grouped by length (shuffled pools sorted by length,
+then the batches shuffled) so a batch pads to about its own sentences' length; the frozen embeddings and bottom
+layers build no autograd graph (none of their inputs or weights needs a gradient); the teacher's probabilities and
+[CLS] vectors are computed once per dataset and cached on disk; AdamW is the fused kernel; losses run in fp32 even
+when the forward pass runs under bf16/fp16 autocast (``nerlib.device.precision_for``). Every model and batch goes to
+``nerlib.device.get_device()``. ``_loop`` writes a resumable checkpoint every ``checkpoint_every`` steps (weights,
+optimiser, schedule, random state; the data order is replayed from the seed).
+
 Everything that takes minutes is cached (:func:`cached_teacher`, :func:`cached_student`) under
 ``cache_dir()/msd`` keyed by the settings that change the result, so chapters and benchmarks train once.
 """
@@ -24,12 +32,13 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from nerlib.config import MSDSettings, cache_dir, set_seed
+from nerlib.device import autocast, get_device, precision_for, to_device
 from nerlib.msd.losses import IGNORE, mmd2, msd_student_objective, student_loss, teacher_loss
 from nerlib.msd.model import MultiExitTokenClassifier
 
@@ -111,6 +120,32 @@ def endless_batches(n: int, batch_size: int, seed: int) -> Iterator[list[int]]:
             yield order[start : start + batch_size]
 
 
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, pool: int = 50) -> Iterator[list[int]]:
+    """Indices of batches of similar length, epoch after epoch, reproducible in ``seed``.
+
+    Every epoch takes a fresh permutation (dropping the last ``n % batch_size`` indices, like
+    :func:`endless_batches`), cuts it into pools of ``pool`` batches, sorts each pool by length and cuts it into
+    batches, then shuffles the epoch's batches. Each sentence is seen once per epoch as before; a batch only pads
+    to about its own sentences' length (the padding is masked out of every loss, so this changes which sentences
+    share a batch, not what a batch's loss is). ``pool=1`` gives plain random batches.
+    """
+    if pool < 1:
+        raise ValueError(f"length pool must be at least 1 batch, got {pool}")
+    rng = random.Random(seed)
+    n = len(lengths)
+    size = min(batch_size, n)
+    while True:
+        order = list(range(n))
+        rng.shuffle(order)
+        order = order[: n - n % size] if n >= size else order
+        batches = []
+        for start in range(0, len(order), pool * size):
+            chunk = sorted(order[start : start + pool * size], key=lambda i: lengths[i])
+            batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+        rng.shuffle(batches)
+        yield from batches
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Prediction and evaluation
 # ---------------------------------------------------------------------------------------------------------------
@@ -149,17 +184,25 @@ def predict_exits(
     features = encode(sentences, tokenizer, max_length)
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     out: dict[int, list] = {i: [None] * len(features) for i in indices}
+    device = model_device(model)
     for start in tqdm(range(0, len(order), batch_size), desc="predict", disable=not progress):
         idx = order[start : start + batch_size]
         batch = collate([features[i] for i in idx], tokenizer.pad_token_id)
-        logits = model(batch["input_ids"], batch["attention_mask"], exits="last" if last_only else "all").logits
+        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                       exits="last" if last_only else "all").logits
+        logits = [x.float().cpu() for x in logits]  # read values on the CPU
+        positions = [(batch["labels"][row] != IGNORE).nonzero().flatten() for row in range(len(idx))]
         for k in indices:
             pred = (logits[-1] if last_only else logits[k]).argmax(-1)
             for row, i in enumerate(idx):
-                positions = (batch["labels"][row] != IGNORE).nonzero().flatten().tolist()
-                tags = [model.labels[int(pred[row, p])] for p in positions]
+                tags = [model.labels[j] for j in pred[row, positions[row]].tolist()]
                 out[k][i] = repair_iob2(tags + ["O"] * (len(sentences[i]) - len(tags)))
     return out
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device a model's parameters live on (batches follow it)."""
+    return next(model.parameters()).device
 
 
 def repair_iob2(tags: Sequence[str]) -> list[str]:
@@ -221,15 +264,19 @@ def total_steps(steps: int, epochs: float, n_examples: int, batch_size: int) -> 
 
 def make_optimizer(model: torch.nn.Module, lr: float, steps: int, warmup_ratio: float, weight_decay: float):
     """AdamW over trainable parameters (no decay on biases, LayerNorms and omega) with linear warm-up then linear
-    decay to zero, as in the paper."""
+    decay to zero, as in the paper. The fused AdamW kernel (one pass over all parameters) where torch has it for
+    the device: the same update, a fraction of the Python overhead of the per-tensor loop."""
     from transformers import get_linear_schedule_with_warmup
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.dim() < 2 else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:
+        opt = torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, ValueError, TypeError):  # a device or dtype without the fused kernel
+        opt = torch.optim.AdamW(groups, lr=lr)
     sched = get_linear_schedule_with_warmup(opt, int(warmup_ratio * steps), steps)
     return opt, sched
 
@@ -254,56 +301,112 @@ class TrainLog:
     step_seconds: list[float] = field(default_factory=list)  # wall time of each optimisation step
 
 
-def _checkpoint(path: Path, model, opt, sched, step: int, log: TrainLog, best: dict | None) -> None:
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state) -> None:
+    if isinstance(state, torch.Tensor):  # checkpoints written before the python/cuda states were saved
+        torch.set_rng_state(state)
+        return
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _checkpoint(path: Path, model, opt, sched, step: int, log: TrainLog, best: dict | None, scaler=None) -> None:
+    """Everything a resumed run needs to continue bit for bit: trainable weights, optimiser and schedule state,
+    the random states, the log and the best state so far (the data order is replayed from the seed). Written to
+    a temporary file and renamed, so a kill mid-write leaves the previous checkpoint intact."""
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": trainable_state(model), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
-                "log": asdict(log), "best": best, "rng": torch.get_rng_state()}, tmp)
+    state = {"model": {k: v.cpu() for k, v in trainable_state(model).items()}, "opt": opt.state_dict(),
+             "sched": sched.state_dict(), "step": step, "log": asdict(log), "best": best, "rng": _rng_state()}
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    torch.save(state, tmp)
     tmp.replace(path)
 
 
-def _resume(path: Path | None, model, opt, sched) -> tuple[int, TrainLog, dict | None]:
+def _resume(path: Path | None, model, opt, sched, scaler=None) -> tuple[int, TrainLog, dict | None]:
     if path is None or not path.is_file():
         return 0, TrainLog(), None
     state = torch.load(path, map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"], strict=False)
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
-    torch.set_rng_state(state["rng"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"])
     log = TrainLog(**state["log"])
     log.dev = [tuple(x) for x in log.dev]
     return state["step"], log, state["best"]
 
 
+def training_precision(device: torch.device, precision: str | None = None) -> str:
+    """``precision`` when given, else the library's rule for ``device`` (:func:`nerlib.device.precision_for`: on
+    the CPU fp32 unless ``$NERLIB_CPU_BF16=1`` and the CPU has native bf16)."""
+    value = precision or precision_for(device)
+    if value not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be fp32, bf16 or fp16, got {value!r}")
+    return value
+
+
+def optimisation_step(loss: torch.Tensor, opt, sched, trainable: Sequence[torch.nn.Parameter], scaler=None) -> None:
+    """Backward, clip the gradient norm at 1, AdamW step, schedule step (with a loss scaler for fp16)."""
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+    sched.step()
+
+
 def _loop(model, step_loss, n_steps: int, settings: MSDSettings, lr: float, dev_eval, checkpoint: Path | None,
-          desc: str, progress: bool) -> TrainLog:
+          desc: str, progress: bool, precision: str = "fp32", on_step: Callable[[int], None] | None = None) -> TrainLog:
     """The shared optimisation loop: step, clip, schedule, evaluate every ``eval_every`` steps keeping the best
-    state (by ``dev_eval``), checkpoint for resume, restore the best state at the end."""
+    state (by ``dev_eval``), checkpoint every ``checkpoint_every`` steps (and at every dev evaluation) for resume,
+    restore the best state at the end. ``step_loss(step)`` runs the forward pass (under autocast for bf16/fp16) and
+    returns an fp32 loss; ``on_step(done)`` is called after each step and its checkpoint (progress hooks, tests)."""
     opt, sched = make_optimizer(model, lr, n_steps, settings.warmup_ratio, settings.weight_decay)
-    start, log, best = _resume(checkpoint, model, opt, sched)
+    scaler = torch.amp.GradScaler(model_device(model).type) if precision == "fp16" else None
+    start, log, best = _resume(checkpoint, model, opt, sched, scaler)
     t0 = time.perf_counter() - log.seconds
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    every = max(0, int(getattr(settings, "checkpoint_every", 0)))
     bar = tqdm(range(start, n_steps), desc=desc, disable=not progress, initial=start, total=n_steps)
     for step in bar:
         model.train()
         tick = time.perf_counter()
         loss = step_loss(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        opt.step()
-        sched.step()
-        log.step_seconds.append(time.perf_counter() - tick)
+        optimisation_step(loss, opt, sched, trainable, scaler)
         value = loss.detach().item()
+        log.step_seconds.append(time.perf_counter() - tick)
         log.losses.append(value)
         bar.set_postfix(loss=f"{value:.4f}")
         done = step + 1
+        save = checkpoint is not None and every > 0 and done % every == 0 and done < n_steps
         if dev_eval is not None and settings.eval_every > 0 and (done % settings.eval_every == 0 or done == n_steps):
             f1 = float(dev_eval())
             log.dev.append((done, f1))
             if f1 > log.best_f1:
-                log.best_f1, log.best_step, best = f1, done, trainable_state(model)
-            if checkpoint is not None:
-                log.seconds, log.steps = time.perf_counter() - t0, done
-                _checkpoint(checkpoint, model, opt, sched, done, log, best)
+                log.best_f1, log.best_step = f1, done
+                best = {k: v.cpu() for k, v in trainable_state(model).items()}
+            save = checkpoint is not None
+        if save:
+            log.seconds, log.steps = time.perf_counter() - t0, done
+            _checkpoint(checkpoint, model, opt, sched, done, log, best, scaler)
+        if on_step is not None:
+            on_step(done)
     log.seconds, log.steps = time.perf_counter() - t0, n_steps
     model.zero_grad(set_to_none=True)
     if best is not None and log.best_step != n_steps:
@@ -318,6 +421,27 @@ def _loop(model, step_loss, n_steps: int, settings: MSDSettings, lr: float, dev_
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def teacher_step_loss(model: MultiExitTokenClassifier, features: Sequence[dict], pad_id: int, settings: MSDSettings,
+                      order: Iterator[list[int]], precision: str = "fp32") -> Callable[[int], torch.Tensor]:
+    """The teacher's step: the next batch of ``order`` padded to its longest sentence, the forward pass under
+    autocast (``precision``), the teacher loss (Eq. 2) in fp32."""
+    device = model_device(model)
+
+    def step_loss(step: int) -> torch.Tensor:
+        batch = to_device(collate([features[i] for i in next(order)], pad_id), device)
+        with autocast(device, precision):
+            out = model(batch["input_ids"], batch["attention_mask"])
+        logits = [x.float() for x in out.logits]
+        return teacher_loss(logits, batch["labels"], out.aux_weights, settings.alpha)
+
+    return step_loss
+
+
+def batch_order(features: Sequence[dict], batch_size: int, seed: int, pool: int) -> Iterator[list[int]]:
+    """The training batches: length-grouped (:func:`length_grouped_batches`, ``pool`` batches per sorted pool)."""
+    return length_grouped_batches([len(f["input_ids"]) for f in features], batch_size, seed, pool)
+
+
 def train_teacher(
     model: MultiExitTokenClassifier,
     tokenizer,
@@ -327,28 +451,29 @@ def train_teacher(
     seed: int = 42,
     checkpoint: Path | None = None,
     progress: bool = True,
+    precision: str | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainLog:
     """Fine-tune ``model`` on labelled source data (``tokens``/``ner_tags``) with the teacher loss; with
-    ``dev_data`` the best dev-F1 state is kept (evaluated every ``settings.eval_every`` steps)."""
+    ``dev_data`` the best dev-F1 state is kept (evaluated every ``settings.eval_every`` steps). The model moves to
+    :func:`nerlib.device.get_device`; ``precision`` (default :func:`training_precision`) sets autocast; with a
+    ``checkpoint`` path the run resumes from it and writes it every ``settings.checkpoint_every`` steps."""
     set_seed(seed)
+    device = get_device()
+    model.to(device)
     model.freeze_bottom(settings.freeze_layers)
     features = encode(train_data["tokens"], tokenizer, settings.max_length, train_data["ner_tags"], model.label2id,
                       where="teacher train data")
     n_steps = total_steps(settings.teacher_steps, settings.teacher_epochs, len(features), settings.batch_size)
-    order = endless_batches(len(features), settings.batch_size, seed)
-    pad = tokenizer.pad_token_id
-
-    def step_loss(step: int) -> torch.Tensor:
-        batch = collate([features[i] for i in next(order)], pad)
-        out = model(batch["input_ids"], batch["attention_mask"])
-        return teacher_loss(out.logits, batch["labels"], out.aux_weights, settings.alpha)
-
+    order = batch_order(features, settings.batch_size, seed, settings.length_pool)
     if checkpoint is not None:  # replay the data order up to the resumed step
-        skip = _resume_step(checkpoint)
-        for _ in range(skip):
+        for _ in range(_resume_step(checkpoint)):
             next(order)
+    precision = training_precision(device, precision)
+    step_loss = teacher_step_loss(model, features, tokenizer.pad_token_id, settings, order, precision)
     dev_eval = _dev_f1(model, tokenizer, dev_data, settings)
-    return _loop(model, step_loss, n_steps, settings, settings.teacher_lr, dev_eval, checkpoint, "teacher", progress)
+    return _loop(model, step_loss, n_steps, settings, settings.teacher_lr, dev_eval, checkpoint, "teacher", progress,
+                 precision, on_step)
 
 
 def _dev_f1(model, tokenizer, dev_data, settings: MSDSettings):
@@ -390,21 +515,40 @@ VARIANTS: dict[str, Variant] = {
 
 @torch.no_grad()
 def teacher_outputs(teacher: MultiExitTokenClassifier, features: Sequence[dict], pad_id: int,
-                    batch_size: int = 32, progress: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
+                    batch_size: int = 32, progress: bool = False,
+                    cache: Path | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Run the teacher once in eval mode: per sentence the probabilities of every exit ``[exits, T, C]`` (soft
-    labels for the student) and the [CLS] vectors ``[N, H]`` (the MMD anchor)."""
+    labels for the student) and the [CLS] vectors ``[N, H]`` (the MMD anchor), both on the CPU. They depend only
+    on the fixed teacher and the data, so with ``cache`` (a folder) they are computed once per dataset and read
+    back after (the file name hashes the token ids)."""
+    path = None
+    if cache is not None:
+        ids = hashlib.sha256(json.dumps([f["input_ids"] for f in features]).encode()).hexdigest()[:16]
+        path = Path(cache) / f"teacher-outputs-{ids}.pt"
+        if path.is_file():
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            return list(saved["probs"]), saved["cls"]
     teacher.eval()
-    probs: list[torch.Tensor] = []
-    cls = []
-    for start in tqdm(range(0, len(features), batch_size), desc="teacher outputs", disable=not progress):
-        chunk = features[start : start + batch_size]
-        batch = collate(chunk, pad_id)
+    device = model_device(teacher)
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))  # little padding
+    probs: list[torch.Tensor | None] = [None] * len(features)
+    cls = torch.zeros(0)
+    for start in tqdm(range(0, len(order), batch_size), desc="teacher outputs", disable=not progress):
+        idx = order[start : start + batch_size]
+        batch = to_device(collate([features[i] for i in idx], pad_id), device)
         out = teacher(batch["input_ids"], batch["attention_mask"])
-        stacked = torch.stack([torch.softmax(l, -1) for l in out.logits], 1)  # [B, exits, T, C]
-        for i, f in enumerate(chunk):
-            probs.append(stacked[i, :, : len(f["input_ids"])].clone())
-        cls.append(out.cls)
-    return probs, torch.cat(cls) if cls else torch.zeros(0)
+        stacked = torch.stack([torch.softmax(x.float(), -1) for x in out.logits], 1).cpu()  # [B, exits, T, C]
+        if not len(cls):
+            cls = torch.zeros(len(features), out.cls.shape[-1])
+        cls[idx] = out.cls.float().cpu()
+        for row, i in enumerate(idx):
+            probs[i] = stacked[row, :, : len(features[i]["input_ids"])].clone()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"probs": probs, "cls": cls}, tmp)
+        tmp.replace(path)
+    return probs, cls
 
 
 def pad_probs(probs: Sequence[torch.Tensor], width: int) -> torch.Tensor:
@@ -414,6 +558,42 @@ def pad_probs(probs: Sequence[torch.Tensor], width: int) -> torch.Tensor:
     for i, p in enumerate(probs):
         out[:, i, : p.shape[1]] = p
     return out
+
+
+def student_step_loss(student: MultiExitTokenClassifier, target: Sequence[dict], probs: Sequence[torch.Tensor],
+                      source: Sequence[dict] | None, teacher_cls: torch.Tensor | None, pad_id: int,
+                      settings: MSDSettings, variant: "Variant", order: Iterator[list[int]],
+                      source_order: Iterator[list[int]] | None, precision: str = "fp32") -> Callable[[int], torch.Tensor]:
+    """The student's step (Eq. 8): every exit imitates the cached teacher probabilities of the next target batch
+    (padded to its longest sentence), plus MMD^L (teacher [CLS] of a source batch vs the student's [CLS] of the
+    target batch) and MMD^M (vs the student's [CLS] of the same source batch, one more forward pass). Forward
+    passes run under autocast (``precision``); losses in fp32."""
+    device = model_device(student)
+    use_mmd = variant.mmd_m or variant.mmd_l
+
+    def step_loss(step: int) -> torch.Tensor:
+        idx = next(order)
+        batch = to_device(collate([target[i] for i in idx], pad_id), device)
+        with autocast(device, precision):
+            out = student(batch["input_ids"], batch["attention_mask"])
+        t_probs = pad_probs([probs[i] for i in idx], batch["input_ids"].shape[1]).to(device)
+        mask = batch["labels"] != IGNORE
+        logits = [x.float() for x in out.logits]
+        loss = student_loss(logits, list(t_probs), mask, out.aux_weights, settings.beta, settings.temperature)
+        mmd_m = mmd_l = None
+        if use_mmd:
+            sidx = next(source_order)
+            anchor = teacher_cls[sidx].to(device)
+            if variant.mmd_l:
+                mmd_l = mmd2(anchor, out.cls.float(), settings.kernel_mul, settings.kernel_num)
+            if variant.mmd_m:
+                sbatch = to_device(collate([source[i] for i in sidx], pad_id), device)
+                with autocast(device, precision):
+                    s_cls = student(sbatch["input_ids"], sbatch["attention_mask"], exits="none").cls
+                mmd_m = mmd2(anchor, s_cls.float(), settings.kernel_mul, settings.kernel_num)
+        return msd_student_objective(loss, mmd_m, mmd_l, settings.alpha_mmd, settings.beta_mmd, settings.mmd_scale)
+
+    return step_loss
 
 
 def train_student(
@@ -428,54 +608,47 @@ def train_student(
     seed: int = 42,
     checkpoint: Path | None = None,
     progress: bool = True,
+    precision: str | None = None,
+    on_step: Callable[[int], None] | None = None,
+    outputs_cache: Path | None = None,
 ) -> TrainLog:
     """Distil ``teacher`` into ``student`` on unlabelled ``target_sentences`` (word lists only: no tags exist
     here), plus the MMD terms on [CLS] features of ``source_sentences``. Both models must share exits when the
-    distillers are used; the teacher stays frozen."""
+    distillers are used; the teacher stays frozen. Target batches are length-grouped; the MMD source batches stay
+    random (an MMD estimate compares two samples of sentences, which grouping would skew). ``outputs_cache``: a
+    folder where the teacher's outputs are kept per dataset (:func:`teacher_outputs`)."""
     if variant.distillers and student.exit_layers != teacher.exit_layers:
         raise ValueError(f"student exits {student.exit_layers} differ from teacher exits {teacher.exit_layers}")
     set_seed(seed)
+    device = get_device()
+    student.to(device)
+    teacher.to(device)
     for p in teacher.parameters():
         p.requires_grad_(False)
     student.freeze_bottom(settings.freeze_layers)
     pad = tokenizer.pad_token_id
     tgt = encode(target_sentences, tokenizer, settings.max_length, where="target text")
-    probs, _ = teacher_outputs(teacher, tgt, pad, settings.eval_batch_size, progress)
+    probs, _ = teacher_outputs(teacher, tgt, pad, settings.eval_batch_size, progress, outputs_cache)
     if not variant.distillers:
         probs = [p[-1:] for p in probs]
     use_mmd = variant.mmd_m or variant.mmd_l
+    src = teacher_cls = src_order = None
     if use_mmd:
         src = encode(source_sentences, tokenizer, settings.max_length, where="source text")
-        _, teacher_cls = teacher_outputs(teacher, src, pad, settings.eval_batch_size, progress)
+        _, teacher_cls = teacher_outputs(teacher, src, pad, settings.eval_batch_size, progress, outputs_cache)
         src_order = endless_batches(len(src), min(settings.mmd_batch_size, len(src)), seed + 1)
     n_steps = total_steps(settings.student_steps, settings.student_epochs, len(tgt), settings.batch_size)
-    order = endless_batches(len(tgt), min(settings.batch_size, len(tgt)), seed)
+    order = batch_order(tgt, settings.batch_size, seed, settings.length_pool)
     for _ in range(_resume_step(checkpoint) if checkpoint is not None else 0):
         next(order)
         if use_mmd:
             next(src_order)
-
-    def step_loss(step: int) -> torch.Tensor:
-        idx = next(order)
-        batch = collate([tgt[i] for i in idx], pad)
-        out = student(batch["input_ids"], batch["attention_mask"])
-        t_probs = pad_probs([probs[i] for i in idx], batch["input_ids"].shape[1])
-        mask = batch["labels"] != IGNORE
-        loss = student_loss(out.logits, list(t_probs), mask, out.aux_weights, settings.beta, settings.temperature)
-        mmd_m = mmd_l = None
-        if use_mmd:
-            sidx = next(src_order)
-            anchor = teacher_cls[sidx]
-            if variant.mmd_l:
-                mmd_l = mmd2(anchor, out.cls, settings.kernel_mul, settings.kernel_num)
-            if variant.mmd_m:
-                sbatch = collate([src[i] for i in sidx], pad)
-                s_cls = student(sbatch["input_ids"], sbatch["attention_mask"], exits="last").cls
-                mmd_m = mmd2(anchor, s_cls, settings.kernel_mul, settings.kernel_num)
-        return msd_student_objective(loss, mmd_m, mmd_l, settings.alpha_mmd, settings.beta_mmd, settings.mmd_scale)
-
+    precision = training_precision(device, precision)
+    step_loss = student_step_loss(student, tgt, probs, src, teacher_cls, pad, settings, variant, order, src_order,
+                                  precision)
     dev_eval = _dev_f1(student, tokenizer, dev_data, settings)
-    return _loop(student, step_loss, n_steps, settings, settings.student_lr, dev_eval, checkpoint, "student", progress)
+    return _loop(student, step_loss, n_steps, settings, settings.student_lr, dev_eval, checkpoint, "student", progress,
+                 precision, on_step)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -508,6 +681,7 @@ def load_run(folder: Path) -> tuple[MultiExitTokenClassifier, dict]:
                                                            weights_only=True), strict=False)
     if unexpected:
         raise ValueError(f"{folder / 'trainable.pt'}: unexpected parameters {unexpected[:3]}")
+    model.to(get_device())
     model.eval()
     return model, info
 
@@ -545,7 +719,7 @@ def teacher_key(settings: MSDSettings, multi_exit: bool, seed: int, dev: str) ->
                    steps=s.teacher_steps, epochs=s.teacher_epochs, lr=s.teacher_lr, batch=s.batch_size,
                    n=s.train_sentences, max_length=s.max_length, alpha=s.alpha, first=s.first_exit_layer,
                    freeze=s.freeze_layers, warmup=s.warmup_ratio, wd=s.weight_decay, eval_every=s.eval_every, dev=dev,
-                   eval_n=s.eval_sentences)
+                   eval_n=s.eval_sentences, pool=s.length_pool)
 
 
 def cached_teacher(settings: MSDSettings, multi_exit: bool = True, seed: int = 42, target: str | None = None,
@@ -583,7 +757,7 @@ def cached_student(settings: MSDSettings, target: str, variant: Variant | str = 
                                                       target if s.select_on == "target" else s.source),
                   target=target, variant=asdict(variant), steps=s.student_steps, epochs=s.student_epochs,
                   lr=s.student_lr, n=s.unlabeled_sentences, beta=s.beta, t=s.temperature, mmd=(s.alpha_mmd, s.beta_mmd,
-                  s.mmd_scale, s.mmd_batch_size, s.kernel_mul, s.kernel_num), seed=seed, dev=dev_name)
+                  s.mmd_scale, s.mmd_batch_size, s.kernel_mul, s.kernel_num), seed=seed, dev=dev_name, pool=s.length_pool)
     folder = _msd_dir() / f"student-{key}"
     if (folder / "run.json").is_file():
         return load_run(folder)
@@ -596,8 +770,9 @@ def cached_student(settings: MSDSettings, target: str, variant: Variant | str = 
     source_text = _load(s.source, "train", s.unlabeled_sentences)["tokens"]
     dev = _load(dev_name, "validation", s.eval_sentences) if s.eval_every > 0 else None
     folder.mkdir(parents=True, exist_ok=True)
+    teacher_folder = _msd_dir() / f"teacher-{teacher_key(s, variant.distillers, seed, dev_name)}"
     log = train_student(student, teacher, tokenizer, target_text, source_text, s, variant, dev, seed,
-                        folder / "checkpoint.pt", progress)
+                        folder / "checkpoint.pt", progress, outputs_cache=teacher_folder)
     save_run(student, folder, s.encoder, log, {"role": "student", "seed": seed, "target": target,
                                                "variant": asdict(variant), "dev": dev_name, "settings": asdict(s)})
     (folder / "checkpoint.pt").unlink(missing_ok=True)

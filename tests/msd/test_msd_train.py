@@ -1,5 +1,5 @@
 """MSD training on tiny random encoders: features, teacher learning, the student never reading target tags,
-frozen teacher, caching and resume."""
+frozen teacher and caching (resume: test_msd_resume.py)."""
 
 import json
 import random
@@ -182,19 +182,7 @@ def test_cache_reuses_trained_models(tiny_world):
         assert torch.equal(v, again.state_dict()[k])
 
 
-def test_resume_continues_from_checkpoint(tmp_path):
-    data = {"tokens": SENTS, "ner_tags": TAGS}
-    settings = _settings(teacher_steps=6, eval_every=3)
-    full, tok = _model(seed=4)
-    T.train_teacher(full, tok, data, settings, data, seed=5, progress=False)
-    # interrupted run: 3 steps with a checkpoint, then a new process resumes to 6
-    part, _ = _model(seed=4)
-    ckpt = tmp_path / "ckpt.pt"
-    T.train_teacher(part, tok, data, _settings(teacher_steps=6, eval_every=3), data, seed=5, checkpoint=ckpt,
-                    progress=False)
-    assert ckpt.is_file() and torch.load(ckpt, weights_only=False)["step"] == 6
-    for k, v in full.state_dict().items():
-        assert torch.allclose(v, part.state_dict()[k], atol=1e-6), k
+# Resuming after a real interruption: tests/msd/test_msd_resume.py
 
 
 def test_evaluate_exits_reads_each_head():
