@@ -13,7 +13,10 @@ Other settings (all optional, all environment variables, never machine paths in 
 ``NERLIB_CACHE_DIR``
     where converted models and other derived artefacts go (default ``~/.cache/nerlib``).
 ``NERLIB_SEED``
-    overrides the profile's seed.
+    overrides the profile's seed (an integer from 0 to 2**32 - 1).
+
+A value that cannot be used raises :class:`SettingError` naming the variable; :func:`check_settings` checks them all
+(the command line does so before any work).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +34,10 @@ CACHE_DIR_ENV = "NERLIB_CACHE_DIR"
 SEED_ENV = "NERLIB_SEED"
 
 PROFILES = ("smoke", "small", "gpu")
+
+
+class SettingError(ValueError):
+    """An environment setting (``NERLIB_*``) with an unusable value; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ class UniNERSettings:
     max_steps: int = 48  # small: 48 x 2 = 96 passages, about 7 minutes on 2 CPU cores (-1: use epochs)
     batch_size: int = 1
     grad_accum: int = 2  # small: 48 updates learn more than 12 x 8 (which answered [] to everything)
-    bf16: bool = False
+    bf16: bool = False  # allow mixed precision; the device picks it: bf16 (Ampere+), fp16 (T4), fp32 (CPU/MPS)
     gradient_checkpointing: bool = False
     eval_domains: tuple[str, ...] = ("ai", "music")
     eval_passages_per_domain: int | None = 10
@@ -108,6 +116,8 @@ class MSDSettings:
     temperature: float = 1.0  # softmax temperature of the student's probabilities in the distillation MSE
     eval_every: int = 0  # steps between dev evaluations for model selection (0: keep the last step; gpu: 500)
     eval_batch_size: int = 32
+    checkpoint_every: int = 50  # steps between resumable checkpoints, whatever eval_every is (0: only at dev evals)
+    length_pool: int = 50  # batches per length-sorted pool (length-grouped batching); 1: random batches
     select_on: str = "source"  # "source" (truly zero-shot) or "target" (the official code's choice)
     weight_decay: float = 0.01
     kernel_mul: float = 2.0
@@ -241,7 +251,7 @@ def profile_name() -> str:
     if not name:
         return "gpu" if _has_cuda() else "small"
     if name not in _BUILDERS:
-        raise ValueError(f"{PROFILE_ENV}={name!r} is not a profile; choose one of {', '.join(PROFILES)}")
+        raise SettingError(f"{PROFILE_ENV}={name!r} is not a profile; choose one of {', '.join(PROFILES)}")
     return name
 
 
@@ -251,10 +261,75 @@ def get_profile(name: str | None = None) -> Profile:
     if name not in _BUILDERS:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     profile = _BUILDERS[name]()
-    seed = os.environ.get(SEED_ENV)
-    if seed:
-        profile = profile.replace(seed=int(seed))
+    seed = env_seed()
+    if seed is not None:
+        profile = profile.replace(seed=seed)
     return profile
+
+
+def env_seed() -> int | None:
+    """``$NERLIB_SEED`` as an integer (``None`` when unset); any other value is a :class:`SettingError`."""
+    value = os.environ.get(SEED_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        seed = int(value)
+    except ValueError:
+        raise SettingError(f"{SEED_ENV}={value!r} is not an integer seed") from None
+    if not 0 <= seed < 2**32:
+        raise SettingError(f"{SEED_ENV}={value!r}: a seed must be between 0 and 2**32 - 1")
+    return seed
+
+
+def writable_dir(path: str | Path, what: str) -> Path:
+    """Create folder ``path`` (with parents) and check it can be written; a file in the way, a missing permission
+    or a read-only disk is a :class:`SettingError` naming ``what`` (e.g. ``"NERLIB_CACHE_DIR"``) and the path."""
+    path = Path(path).expanduser()
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise SettingError(f"{what}: cannot create the folder {path}: {parent} is a file")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SettingError(f"{what}: cannot create the folder {path} ({err.strerror or err})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SettingError(f"{what}: the folder {path} is not writable")
+    return path
+
+
+class HubUnavailableError(ConnectionError):
+    """The Hugging Face hub could not be reached for something that has no local copy."""
+
+
+def hub_unavailable(what: str, err: BaseException) -> HubUnavailableError:
+    """The error to raise when ``what`` (e.g. ``"dataset 'conll2003_en'"``) needs the hub and it cannot be reached."""
+    return HubUnavailableError(
+        f"cannot reach the Hugging Face hub for {what} ({type(err).__name__}): set {DATA_DIR_ENV} to the course "
+        "data folder to work offline, or connect to the internet"
+    )
+
+
+def check_settings() -> None:
+    """Check every ``NERLIB_*`` setting this module reads before a command does any work; a bad value raises
+    :class:`SettingError` (or ``FileNotFoundError`` for a data folder that does not exist) naming the variable."""
+    profile_name()
+    env_seed()
+    data_dir()
+    cache_dir()
+    threads = os.environ.get("NERLIB_THREADS", "").strip()  # read by nerlib.course.set_threads
+    if threads and not (threads.isdigit() and int(threads) >= 1):
+        raise SettingError(f"NERLIB_THREADS={threads!r} must be a positive integer")
+    device = os.environ.get("NERLIB_DEVICE", "").strip().lower()  # read by nerlib.device.get_device
+    if device and not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise SettingError(f"NERLIB_DEVICE={device!r} is not a device; use cpu, cuda, cuda:N, mps or auto")
+    from nerlib.device import cpu_bf16_requested
+
+    try:
+        cpu_bf16_requested()
+    except ValueError as err:
+        raise SettingError(str(err)) from None
 
 
 def data_dir() -> Path | None:
@@ -264,7 +339,8 @@ def data_dir() -> Path | None:
         return None
     path = Path(value).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"{DATA_DIR_ENV}={value!r} is not a folder")
+        raise FileNotFoundError(f"{DATA_DIR_ENV}={value!r} is not a folder (point it at the course data folder, "
+                                "or unset it to read datasets from the Hugging Face hub)")
     return path
 
 
@@ -272,8 +348,8 @@ def cache_dir() -> Path:
     """Where converted models and derived artefacts are kept (``$NERLIB_CACHE_DIR``, default ``~/.cache/nerlib``)."""
     value = os.environ.get(CACHE_DIR_ENV, "").strip()
     path = Path(value).expanduser() if value else Path.home() / ".cache" / "nerlib"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    what = f"{CACHE_DIR_ENV}={value!r}" if value else f"the cache folder ~/.cache/nerlib (set {CACHE_DIR_ENV})"
+    return writable_dir(path, what)
 
 
 def set_seed(seed: int) -> None:

@@ -55,6 +55,31 @@ def _match_spans(gold: Sequence[Span], pred: Sequence[Span], partial: bool) -> l
     return list(zip(pred, credit))
 
 
+def _check_spans(sentences: object, name: str) -> list[list[Span]]:
+    """Sentences of spans as lists of ``(start, end, type)`` tuples; spans read back from JSON (lists) become
+    tuples, so they compare equal to tuple spans. Anything else raises ``TypeError``/``ValueError`` naming
+    ``name[i][j]``: a span needs integer ``0 <= start < end`` and a string type."""
+    if isinstance(sentences, (str, bytes)) or not isinstance(sentences, Sequence):
+        raise TypeError(f"{name} must be a list of sentences (lists of spans), got {type(sentences).__name__}")
+    out = []
+    for i, spans in enumerate(sentences):
+        if isinstance(spans, (str, bytes)) or not isinstance(spans, Sequence):
+            raise TypeError(f"{name}[{i}] must be a list of (start, end, type) spans, got {type(spans).__name__}")
+        sentence = []
+        for j, span in enumerate(spans):
+            if isinstance(span, (str, bytes)) or not isinstance(span, Sequence) or len(span) != 3:
+                raise TypeError(f"{name}[{i}][{j}] must be a (start, end, type) span, got {span!r}")
+            start, end, label = span
+            ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end))
+            if not ints or not isinstance(label, str):
+                raise TypeError(f"{name}[{i}][{j}] must be (int start, int end, str type), got {span!r}")
+            if start < 0 or end <= start:
+                raise ValueError(f"{name}[{i}][{j}] = {tuple(span)!r}: a span needs 0 <= start < end (end exclusive)")
+            sentence.append((start, end, label))
+        out.append(sentence)
+    return out
+
+
 def span_f1(gold: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]], partial: bool = False) -> dict:
     """Micro precision/recall/F1 over sentences of gold and predicted spans, plus ``per_type`` (same keys).
 
@@ -67,6 +92,7 @@ def span_f1(gold: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]], part
     >>> span_f1([[(0, 2, "PER"), (3, 4, "LOC")]], [[(0, 2, "PER"), (3, 5, "LOC")]], partial=True)["f1"]
     0.75
     """
+    gold, pred = _check_spans(gold, "gold"), _check_spans(pred, "pred")
     if len(gold) != len(pred):
         raise ValueError(f"span_f1: {len(gold)} gold sentences but {len(pred)} predicted sentences")
     tp: Counter = Counter()
@@ -146,11 +172,14 @@ def parse_answer(text: str, normalize: bool = True) -> tuple[list[str], bool]:
     return out, True
 
 
-def _dedupe_normalized(items: Sequence[str]) -> list[str]:
+def _dedupe_normalized(items: Sequence[str], name: str) -> list[str]:
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        # a bare string would be scored letter by letter: "Paris" against "Spain" shares four letters
+        raise TypeError(f"string_f1: {name} must be a list of strings, got {type(items).__name__} {items!r:.60}")
     out: list[str] = []
-    for s in items:
+    for j, s in enumerate(items):
         if not isinstance(s, str):
-            raise TypeError(f"string_f1 expects lists of strings, got {s!r}")
+            raise TypeError(f"string_f1: {name}[{j}] must be a string, got {s!r}")
         n = normalize_answer(s)
         if n not in out:
             out.append(n)
@@ -168,12 +197,15 @@ def string_f1(gold_lists: Sequence[Sequence[str]], pred_lists: Sequence[Sequence
     >>> string_f1([["New York", "Paris"]], [["new york", "York City", "Rome"]], partial=True)["tp"]
     1.0
     """
+    for name, lists in (("gold_lists", gold_lists), ("pred_lists", pred_lists)):
+        if isinstance(lists, (str, bytes)) or not isinstance(lists, Sequence):
+            raise TypeError(f"string_f1: {name} must be a list of lists of strings, got {type(lists).__name__}")
     if len(gold_lists) != len(pred_lists):
         raise ValueError(f"string_f1: {len(gold_lists)} gold answers but {len(pred_lists)} predicted answers")
     tp = 0.0
     n_gold = n_pred = 0
-    for gold, pred in zip(gold_lists, pred_lists):
-        g, p = _dedupe_normalized(gold), _dedupe_normalized(pred)
+    for i, (gold, pred) in enumerate(zip(gold_lists, pred_lists)):
+        g, p = _dedupe_normalized(gold, f"gold_lists[{i}]"), _dedupe_normalized(pred, f"pred_lists[{i}]")
         n_gold += len(g)
         n_pred += len(p)
         gold_left = list(g)

@@ -7,13 +7,19 @@ file, the line and the field; nothing is skipped or repaired silently.
 * CoNLL columns: one token per line, whitespace-separated columns (token first, tag in ``tag_column``, the last
   by default), a blank line between sentences, ``-DOCSTART-`` lines treated as document boundaries.
 * JSONL: one sentence per line, ``{"tokens": [...], "ner_tags": [...]}``, tags as strings.
+
+Every text file goes through :func:`text_lines` (and every JSONL file through :func:`json_records`): lines end at
+``"\n"`` only (never at U+2028, U+2029, U+0085 or other characters that ``str.splitlines`` also splits on, since
+JSON may carry them unescaped inside strings), a UTF-8 byte-order mark is dropped, and bytes that are not UTF-8 raise
+:class:`DataFormatError` naming the file and line.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from nerlib.data.tags import invalid_iob2_position, iob1_to_iob2, split_tag
 
@@ -32,6 +38,96 @@ class DataFormatError(ValueError):
         self.message = message
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def text_lines(path: str | Path) -> Iterator[tuple[int, str, bool]]:
+    """Yield ``(line_number, text, complete)`` for every line of a UTF-8 text file.
+
+    Lines are split on ``"\n"`` only; the line ending (``"\n"`` or ``"\r\n"``) is removed and ``complete`` says
+    whether it was there (``False`` only for a last line cut off without one). A UTF-8 byte-order mark at the start
+    is dropped. Bytes that are not UTF-8 raise :class:`DataFormatError` naming the file, line and column.
+    """
+    path = Path(path)
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            complete = raw.endswith(b"\n")
+            raw = raw[:-1] if complete else raw
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataFormatError(
+                    path, lineno, None, f"not UTF-8 text (byte {raw[err.start]:#04x} at column {err.start + 1}); "
+                    "save the file as UTF-8"
+                ) from None
+            yield lineno, text, complete
+
+
+def json_records(
+    path: str | Path, blank_lines: str = "error", truncated_tail: str = "error"
+) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, value)`` for every JSON line of a file: the one JSONL reading path of nerlib.
+
+    ``blank_lines``: ``"error"`` (a JSONL file has one record per line) or ``"skip"``. ``truncated_tail``:
+    ``"error"``, or ``"skip"`` for append-only caches, where a last line without its newline that is not valid
+    JSON is what an interrupted write leaves behind: it is ignored with a warning, so the run resumes and redoes
+    that one record. Invalid JSON anywhere else raises :class:`DataFormatError` naming the file and line.
+    """
+    path = Path(path)
+    for lineno, line, complete in text_lines(path):
+        if not line.strip():
+            if blank_lines == "skip" or (not complete and truncated_tail == "skip"):
+                continue
+            raise DataFormatError(path, lineno, None, "blank line (one JSON object per line expected)")
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as err:
+            if not complete and truncated_tail == "skip":
+                warnings.warn(f"{path}:{lineno}: ignoring a cut-off last line (an interrupted write); "
+                              "its record will be made again", stacklevel=2)
+                return
+            raise DataFormatError(path, lineno, None, f"invalid JSON ({err.msg} at column {err.colno})") from None
+        yield lineno, value
+
+
+def end_with_newline(path: str | Path) -> None:
+    """Prepare an append-only JSONL cache for appending: a last line without its newline is completed when it is
+    valid JSON and cut off (removed) when it is not, since it is what an interrupted write leaves behind and the
+    next record appended to it would make both unreadable. A missing file is left alone."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open("rb+") as f:
+        size = f.seek(0, 2)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        start = max(0, size - 65536)
+        while True:  # find the start of the last line
+            f.seek(start)
+            cut = f.read(size - start).rfind(b"\n")
+            if cut >= 0 or start == 0:
+                break
+            start = max(0, start - 65536)
+        line_start = start + cut + 1 if cut >= 0 else 0
+        f.seek(line_start)
+        tail = f.read()
+        try:
+            json.loads(tail.decode("utf-8").lstrip("\ufeff"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            f.seek(line_start)
+            f.truncate()
+            return
+        f.seek(size)
+        f.write(b"\n")
 
 
 def check_example(
@@ -97,23 +193,16 @@ def iter_jsonl(
     """
     path = Path(path)
     count = 0
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if limit is not None and count >= limit:
-                return
-            if not line.strip():
-                raise DataFormatError(path, lineno, None, "blank line (one JSON object per line expected)")
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(path, lineno, None, f"invalid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(record, dict):
-                raise DataFormatError(path, lineno, None, f"expected a JSON object, got {type(record).__name__}")
-            for field in ("tokens", "ner_tags"):
-                if field not in record:
-                    raise DataFormatError(path, lineno, field, "missing field")
-            yield check_example(record["tokens"], record["ner_tags"], path, lineno, labels, scheme)
-            count += 1
+    for lineno, record in json_records(path):
+        if limit is not None and count >= limit:
+            return
+        if not isinstance(record, dict):
+            raise DataFormatError(path, lineno, None, f"expected a JSON object, got {type(record).__name__}")
+        for field in ("tokens", "ner_tags"):
+            if field not in record:
+                raise DataFormatError(path, lineno, field, "missing field")
+        yield check_example(record["tokens"], record["ner_tags"], path, lineno, labels, scheme)
+        count += 1
     if count == 0:
         raise DataFormatError(path, None, None, "empty file (no sentences)")
 
@@ -156,31 +245,30 @@ def iter_conll(
                 raise DataFormatError(path, lines[int(index.rstrip("]"))], column, err.message) from None
             raise
 
-    with path.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line or line.startswith("-DOCSTART-"):
-                if tokens:
-                    yield flush()
-                    count += 1
-                    tokens, tags, lines = [], [], []
-                    if limit is not None and count >= limit:
-                        return
-                continue
-            cols = line.split()
-            if n_columns is None:
-                n_columns = len(cols)
-                if n_columns < 2:
-                    raise DataFormatError(path, lineno, None, "a CoNLL line needs at least a token and a tag column")
-                if not -n_columns <= tag_column < n_columns:
-                    raise DataFormatError(path, lineno, None, f"tag column {tag_column} but only {n_columns} columns")
-            elif len(cols) != n_columns:
-                raise DataFormatError(
-                    path, lineno, None, f"ragged columns: {len(cols)} columns, earlier lines have {n_columns}"
-                )
-            tokens.append(cols[0])
-            tags.append(cols[tag_column])
-            lines.append(lineno)
+    for lineno, raw, _ in text_lines(path):
+        line = raw.strip()
+        if not line or line.startswith("-DOCSTART-"):
+            if tokens:
+                yield flush()
+                count += 1
+                tokens, tags, lines = [], [], []
+                if limit is not None and count >= limit:
+                    return
+            continue
+        cols = line.split()
+        if n_columns is None:
+            n_columns = len(cols)
+            if n_columns < 2:
+                raise DataFormatError(path, lineno, None, "a CoNLL line needs at least a token and a tag column")
+            if not -n_columns <= tag_column < n_columns:
+                raise DataFormatError(path, lineno, None, f"tag column {tag_column} but only {n_columns} columns")
+        elif len(cols) != n_columns:
+            raise DataFormatError(
+                path, lineno, None, f"ragged columns: {len(cols)} columns, earlier lines have {n_columns}"
+            )
+        tokens.append(cols[0])
+        tags.append(cols[tag_column])
+        lines.append(lineno)
     if tokens and (limit is None or count < limit):
         yield flush()
         count += 1

@@ -38,8 +38,8 @@ from pathlib import Path
 
 from nerlib.models.cache import converted, models_dir, read_marker
 
-__all__ = ["ModelSpec", "MissingModelPackage", "SPECS", "available", "describe", "load_tokenizer", "resolve",
-           "short_name", "models_dir"]
+__all__ = ["ModelSpec", "MissingModelPackage", "SPECS", "available", "describe", "load_tokenizer", "prepare",
+           "resolve", "short_name", "models_dir"]
 
 
 class MissingModelPackage(ImportError):
@@ -178,6 +178,53 @@ def resolve(name: str) -> str:
     if name not in SPECS:
         return name
     return str(_RESOLVERS[name](SPECS[name]))
+
+
+def prepare(name: str) -> str:
+    """Make ``name`` ready to load without delay and return what ``from_pretrained`` should be given.
+
+    An offline short name is converted into the cache (:func:`resolve`); a local folder is checked to exist; a hub
+    id is downloaded into the Hugging Face cache (or found there when ``HF_HUB_OFFLINE=1``). Anything else is an
+    error that says why: ``ValueError`` for a name that is neither (listing the short names), ``FileNotFoundError``
+    for a missing folder, ``ConnectionError`` when the hub cannot be reached.
+    """
+    if not isinstance(name, (str, Path)) or not str(name).strip():
+        raise ValueError(f"model name must be a non-empty string, got {name!r}")
+    name = str(name)
+    if name in SPECS:
+        return resolve(name)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise FileNotFoundError(f"model {name!r}: {path} is a file, not a model folder")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
+        raise FileNotFoundError(f"model folder {name!r} does not exist")
+    import huggingface_hub
+    from huggingface_hub import constants as hub_constants, errors as hub_errors
+
+    try:
+        # what from_pretrained reads: configs, tokenizer files and one weights format (not TF/Flax/ONNX copies)
+        patterns = ["*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken", "tokenizer*", "*.safetensors"]
+        if not hub_constants.HF_HUB_OFFLINE:
+            files = huggingface_hub.list_repo_files(name)
+            if not any(f.endswith(".safetensors") for f in files):
+                patterns.append("*.bin")
+        return huggingface_hub.snapshot_download(name, allow_patterns=patterns)
+    except (hub_errors.RepositoryNotFoundError, hub_errors.HFValidationError, hub_errors.LocalEntryNotFoundError,
+            hub_errors.OfflineModeIsEnabled, ConnectionError) as err:
+        known = ", ".join(SPECS)
+        if isinstance(err, (hub_errors.RepositoryNotFoundError, hub_errors.HFValidationError)):
+            why = ("no such model on the Hugging Face hub" if isinstance(err, hub_errors.RepositoryNotFoundError)
+                   else "not a valid hub model id")
+            raise ValueError(f"unknown model {name!r}: not an offline short name ({known}), not a local folder, "
+                             f"and {why}") from None
+        from nerlib.config import HubUnavailableError
+
+        raise HubUnavailableError(
+            f"model {name!r} is not an offline short name ({known}), not a local folder, and not in the Hugging "
+            "Face cache; the hub cannot be reached to look it up: connect to the internet (and unset "
+            "HF_HUB_OFFLINE), or use an offline short name") from None
 
 
 def short_name(name_or_path: str | Path) -> str | None:

@@ -18,7 +18,10 @@ from typing import Sequence
 import pandas as pd
 
 from nerlib.config import Profile, cache_dir
+from nerlib.data.io import end_with_newline, json_records
+from nerlib.msd import paper
 from nerlib.msd import train as T
+from nerlib.msd.checks import check_msd
 
 # Rows of the table, in the paper's order. "direct transfer" is the single-head teacher applied to the target
 # language as it is (no distillation): the baseline of chapter 6.
@@ -45,10 +48,9 @@ def experiment(profile: Profile, name: str) -> Profile:
     spec = EXPERIMENTS[name]
     return profile.replace(msd=replace(profile.msd, source=spec["source"], targets=tuple(spec["targets"])))
 
-# The paper's F1 (mBERT-base, CoNLL) per row and target. We could not verify the published numbers from a source
-# reachable here (the paper's tables were not in any stored text), so every value is None and the table shows a
-# blank: fill a value in only from the paper itself (Table 1 and the ablation table of Ma et al., 2022).
-PAPER_F1: dict[str, dict[str, float | None]] = {row: {} for row in ROWS}
+# The paper's F1 (mBERT-base) per row and language, from its Table 1 (CoNLL; nerlib.msd.paper quotes and checks
+# them). WikiAnn Dutch is not in the paper (Table 2 has ar, hi, zh), so that column stays blank.
+PAPER_F1: dict[str, dict[str, float | None]] = {row: dict(paper.TABLES["Table 1 (CoNLL)"][row]) for row in ROWS}
 
 
 def _lang(target: str) -> str:
@@ -63,14 +65,11 @@ def _done(path: Path) -> dict[str, dict]:
     if not path.is_file():
         return {}
     out = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            out[record["key"]] = record
-        except (json.JSONDecodeError, KeyError) as err:
-            raise ValueError(f"{path}, line {number}: not an ablation record ({err})") from err
+    # append-only: a cut-off last line (an interrupted write) is skipped, and that cell runs again
+    for number, record in json_records(path, blank_lines="skip", truncated_tail="skip"):
+        if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+            raise ValueError(f"{path}:{number}: not an ablation record (no string field 'key')")
+        out[record["key"]] = record
     return out
 
 
@@ -106,10 +105,14 @@ def run_ablation(
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise ValueError(f"unknown ablation rows {unknown}; choose from {list(ROWS)}")
+    if max_cells is not None and max_cells < 0:
+        raise ValueError(f"max_cells must be >= 0, got {max_cells}")
+    check_msd(profile.msd, targets)  # unknown targets, missing data, bad budgets: fail before any training
     out = Path(out_dir) if out_dir is not None else cache_dir() / "msd" / "ablation"
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "results.jsonl"
     done = _done(log_path)
+    end_with_newline(log_path)
     new = 0
     for seed in seeds:
         for target in targets:

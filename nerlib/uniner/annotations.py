@@ -14,12 +14,13 @@ import ast
 import json
 import math
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from nerlib.uniner.records import InstructionExample, Query, json_lines
+from nerlib.uniner.records import InstructionExample, Query, RecordError, json_lines, record_id, require, string_list
 
 #: Types that carry no information; annotations with them are dropped (after normalisation).
 CATCH_ALL_TYPES = frozenset(
@@ -290,13 +291,43 @@ def write_annotations(annotations: Iterable[Annotation], path: str | Path) -> Pa
     return path
 
 
-def read_annotations(path: str | Path) -> list[Annotation]:
-    """Read :func:`write_annotations` output; errors name the file, line and field."""
+def read_annotations(path: str | Path, missing_mentions: str = "drop") -> list[Annotation]:
+    """Read :func:`write_annotations` output, checking every field's type; errors name the file, line and field.
+
+    ``passage`` must be a non-empty string, ``entities`` a list of ``[mention, type]`` string pairs, ``empty_types``
+    a list of strings (a bare string is an error, never a list of its letters), ``id`` a string. A mention that does
+    not occur in its passage cannot be trained on: with ``missing_mentions="drop"`` (the default) it is dropped and
+    the drops are counted in one warning naming the first place; with ``"error"`` it raises.
+    """
+    if missing_mentions not in ("drop", "error"):
+        raise ValueError(f"missing_mentions must be 'drop' or 'error', got {missing_mentions!r}")
     out = []
+    dropped, first = 0, ""
     for where, d in json_lines(path):
-        try:
-            entities = [(str(m), str(t)) for m, t in d["entities"]]
-            out.append(Annotation(d["passage"], entities, list(d.get("empty_types", [])), d.get("id", "")))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{where}: bad or missing field ({type(err).__name__}: {err})") from None
+        if not isinstance(d, dict):
+            raise RecordError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        passage = require(d, "passage", str, where)
+        if not passage.strip():
+            raise RecordError(f"{where}: passage: empty passage")
+        raw = require(d, "entities", list, where)
+        entities = []
+        for i, pair in enumerate(raw):
+            name = f"entities[{i}]"
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)):
+                raise RecordError(f"{where}: {name}: expected a [mention, type] pair of strings, got {pair!r:.60}")
+            mention, entity_type = pair
+            if not mention.strip() or not entity_type.strip():
+                raise RecordError(f"{where}: {name}: empty mention or type in {pair!r:.60}")
+            if mention not in passage:
+                if missing_mentions == "error":
+                    raise RecordError(f"{where}: {name}: mention {mention!r} does not occur in the passage")
+                dropped += 1
+                first = first or f"{where}: {name} ({mention!r})"
+                continue
+            entities.append((mention, entity_type))
+        empty_types = string_list(d.get("empty_types", []), where, "empty_types")
+        out.append(Annotation(passage, entities, empty_types, record_id(d, where)))
+    if dropped:
+        warnings.warn(f"{path}: dropped {dropped} mention(s) that do not occur in their passage (first: {first})",
+                      stacklevel=2)
     return out

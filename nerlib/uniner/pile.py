@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from nerlib.config import data_dir
+from nerlib.config import data_dir, hub_unavailable
 from nerlib.uniner.annotations import Annotation
 from nerlib.uniner.records import InstructionExample, Query, json_lines
 from nerlib.uniner.teacher import ReplayTeacher
@@ -147,8 +147,10 @@ def parse_conversation(record: dict, where: str = "record") -> Annotation:
             answers = json.loads(a)
         except json.JSONDecodeError:
             raise ValueError(f"{where}: answer for {entity_type!r} is not a JSON list: {a[:60]!r}") from None
-        if not isinstance(answers, list):
-            raise ValueError(f"{where}: answer for {entity_type!r} is not a JSON list: {a[:60]!r}")
+        # numbers are read as their text (a year, a count); lists, objects and null are not mentions
+        if not isinstance(answers, list) or not all(isinstance(m, (str, int, float)) and not isinstance(m, bool)
+                                                    for m in answers):
+            raise ValueError(f"{where}: answer for {entity_type!r} is not a JSON list of strings: {a[:60]!r}")
         if answers:
             entities.extend((str(m), entity_type) for m in answers)
         else:
@@ -191,8 +193,11 @@ def load_pile_ner_type(
                 raise FileNotFoundError(f"{local} not found (is NERLIB_DATA_DIR the course data folder?)")
             return read_slimer(local, limit)
         source = HUB_NAME
-    from datasets import load_dataset
+    from nerlib.data.registry import hub_dataset  # the hub's parquet conversion if the repo were a script
 
     split = "train" if limit is None else f"train[:{limit}]"
-    ds = load_dataset(source, split=split)
+    try:
+        ds = hub_dataset(source, None, split)
+    except ConnectionError as err:  # offline or no network, and no local copy: say what to do
+        raise hub_unavailable(f"the teacher data {source!r}", err) from err
     return [parse_conversation(rec, where=f"{source}[{i}]") for i, rec in enumerate(ds)]

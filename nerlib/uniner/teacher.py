@@ -5,10 +5,15 @@ Every client here implements :meth:`Teacher.annotate`: it yields one :class:`Tea
 order. Clients:
 
 * :class:`OpenAITeacher`: any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, Ollama, ...) over
-  HTTP with the standard library: concurrency, a requests-per-minute limit, retries with exponential backoff on
-  timeouts, 429 and 5xx (``Retry-After`` honoured), token and cost display on the progress bar.
+  HTTP with the standard library: concurrency, a requests-per-minute limit, a deadline per attempt, retries with
+  exponential backoff on every transport fault, 429 and 5xx (``Retry-After`` honoured, capped), no redirects (the
+  key never leaves its origin).
 * :class:`TransformersTeacher`: a local causal LM (chat template, greedy decoding).
 * :class:`ReplayTeacher`: answers recorded earlier (e.g. the paper's ChatGPT answers, see ``nerlib.uniner.pile``).
+
+Every client submits requests through a bounded window (Ctrl-C or a budget stops new requests at once), asks each
+distinct passage once per run, takes ``max_requests`` / ``max_cost`` budgets and shows requests, cache hits,
+failures and the running cost on its progress bar. :func:`annotate_file` is ``nerlib uniner annotate --input``.
 
 With an :class:`AnswerCache` every answer is appended to a JSONL file the moment it arrives (flushed and fsynced),
 keyed by model and prompt hash: an interrupted run resumes and never asks the same question twice.
@@ -18,18 +23,19 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import http.client
 import json
 import logging
 import os
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+import urllib.parse
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -171,6 +177,21 @@ class AnswerCache:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class RunStats:
+    """What one :meth:`Teacher.annotate` run did, for the progress bar and the run's summary."""
+
+    passages: int = 0
+    asked: int = 0  # requests sent (distinct prompts that were not in the cache)
+    cached: int = 0  # answers taken from the cache, or from this run's answer to the same passage
+    failed: int = 0  # passages without an answer because every attempt failed
+    not_asked: int = 0  # passages left unasked because a budget was reached or the run was interrupted
+    prompt_tokens: int = 0  # of the requests sent in this run
+    completion_tokens: int = 0
+    cost: float = 0.0  # US dollars, at the teacher's price (0 without one)
+    stopped: str | None = None  # why new requests stopped before the end, if they did
+
+
 class Teacher:
     """Base class: turns passages into :class:`TeacherResult` s, using the cache and a thread pool.
 
@@ -179,16 +200,20 @@ class Teacher:
 
     model: str = "teacher"
     max_workers: int = 1
-    #: (input, output) US dollars per 1,000 tokens, for the cost display; ``None`` hides the cost.
+    #: (input, output) US dollars per 1,000 tokens, for the cost display and ``max_cost``; ``None``: no cost.
     price_per_1k: tuple[float, float] | None = None
 
     def __init__(self, cache: AnswerCache | str | Path | None = None) -> None:
         self.cache = AnswerCache(cache) if isinstance(cache, (str, Path)) else cache
+        self.stats = RunStats()
+        self._stop = threading.Event()  # set when a run is interrupted: workers start no new attempt
 
     def complete(self, passage: str, messages: list[dict[str, str]]) -> tuple[str, Usage]:
         raise NotImplementedError
 
     def _ask(self, passage: str, messages: list[dict[str, str]], key: str, pid: str) -> TeacherResult:
+        if self._stop.is_set():
+            return TeacherResult(passage, "", self.model, key, error="not asked: the run was interrupted", id=pid)
         try:
             content, usage = self.complete(passage, messages)
         except TeacherError as err:
@@ -202,62 +227,152 @@ class Teacher:
         passages: Iterable[str] | Iterable[Any],
         definitions: bool = False,
         progress: bool = True,
+        max_requests: int | None = None,
+        max_cost: float | None = None,
     ) -> Iterator[TeacherResult]:
         """Ask the teacher about every passage (strings, or objects with ``.text`` and ``.id``); yield results in
-        input order. Cached answers are returned without a request; failures come back with ``error`` set and
-        are not cached, so a later run asks again."""
+        input order.
+
+        Cached answers are returned without a request, and a passage that occurs twice is asked once (the later
+        copies get the same answer, counted as cached). Failures come back with ``error`` set and are not cached,
+        so a later run asks again. Requests go out through a window of at most ``2 * max_workers``: an interrupt
+        (Ctrl-C) or a budget stops new requests at once, while those already sent finish and are cached.
+
+        ``max_requests`` caps the requests sent. ``max_cost`` (US dollars, needs :attr:`price_per_1k`) lets a
+        request start only while the cost of the answers so far plus an estimate for the requests in flight (the
+        mean cost so far; before any answer, the prompt's length) stays below it; when only that estimate stands
+        in the way, the client waits for the answers in flight. So the spend passes ``max_cost`` by at most about
+        one request per worker. Token counts come from the server's ``usage`` (or an estimate, see
+        :func:`estimate_usage`). Passages left unasked come back with ``error`` starting with ``"not asked"``.
+        :attr:`stats` holds the counts of the run.
+        """
+        if max_requests is not None and max_requests < 0:
+            raise ValueError(f"max_requests must be 0 or more, not {max_requests}")
+        if max_cost is not None:
+            if max_cost < 0:
+                raise ValueError(f"max_cost must be 0 or more, not {max_cost}")
+            if not self.price_per_1k:
+                raise ValueError("max_cost needs the teacher's price per 1,000 input and output tokens "
+                                 "(price_per_1k; on the command line --price-in and --price-out)")
         items = [(p, "") if isinstance(p, str) else (p.text, getattr(p, "id", "")) for p in passages]
         jobs = []
         for text, pid in items:
             messages = build_messages(text, definitions)
             jobs.append((text, messages, prompt_key(self.model, messages), pid))
+        stats = self.stats = RunStats(passages=len(jobs))
+        self._stop.clear()
         bar = tqdm(total=len(jobs), desc=f"teacher {self.model}", disable=not progress)
-        totals = Usage()
-        n_cached = n_failed = 0
+        lock = threading.Lock()
+        spent = Usage()  # of the requests finished so far (updated by the workers)
+        n_finished = 0
 
-        def update(result: TeacherResult) -> None:
-            nonlocal n_cached, n_failed
-            n_cached += result.cached
-            n_failed += not result.ok
-            if not result.cached:
-                totals.prompt_tokens += result.usage.prompt_tokens
-                totals.completion_tokens += result.usage.completion_tokens
-            postfix = {"cached": n_cached, "failed": n_failed, "tok_in": totals.prompt_tokens,
-                       "tok_out": totals.completion_tokens}
+        def finished(result: TeacherResult) -> None:
+            nonlocal n_finished
+            with lock:
+                n_finished += 1
+                spent.prompt_tokens += result.usage.prompt_tokens
+                spent.completion_tokens += result.usage.completion_tokens
+
+        def report(result: TeacherResult) -> None:
+            if result.cached:
+                stats.cached += 1
+            elif result.error and result.error.startswith("not asked"):
+                stats.not_asked += 1
+            if not result.ok and not result.error.startswith("not asked"):
+                stats.failed += 1
+            with lock:
+                stats.prompt_tokens, stats.completion_tokens = spent.prompt_tokens, spent.completion_tokens
+            stats.cost = self.cost(Usage(stats.prompt_tokens, stats.completion_tokens))
+            postfix = {"asked": stats.asked, "cached": stats.cached, "failed": stats.failed,
+                       "tok_in": stats.prompt_tokens, "tok_out": stats.completion_tokens}
             if self.price_per_1k:
-                postfix["cost$"] = f"{self.cost(totals):.4f}"
+                postfix["cost$"] = f"{stats.cost:.4f}"
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
 
-        def cached(job) -> TeacherResult | None:
-            text, _, key, pid = job
-            entry = self.cache.get(key) if self.cache is not None else None
-            if entry is None:
-                return None
-            return TeacherResult(text, entry["content"], self.model, key, Usage(**entry.get("usage", {})),
-                                 cached=True, id=pid)
+        def budget_reached(job) -> tuple[str | None, bool]:
+            """Why no new request may start (or None), and whether that hangs on estimates of requests in flight."""
+            if max_requests is not None and stats.asked >= max_requests:
+                return f"the request budget is reached (max_requests={max_requests})", False
+            if max_cost is not None:
+                with lock:
+                    done_cost, n_done = self.cost(spent), n_finished
+                in_flight = stats.asked - n_done
+                per_request = done_cost / n_done if n_done else self.cost(estimate_usage(job[1], ""))
+                if done_cost + in_flight * per_request >= max_cost:
+                    return (f"the cost budget is reached (max_cost=${max_cost:g}: ${done_cost:.4f} spent, "
+                            f"about ${in_flight * per_request:.4f} in flight)"), in_flight > 0
+            return None, False
+
+        pool = ThreadPoolExecutor(self.max_workers, "teacher") if self.max_workers > 1 else None
+        window = 2 * self.max_workers if pool is not None else 1  # alone: deliver each answer before the next
+        asked: dict[str, Future | TeacherResult] = {}  # prompt key -> this run's request for it
+        queue: deque[tuple[tuple, Any, bool]] = deque()  # (job, Future | TeacherResult, first request for its key)
+        in_flight = 0  # requests in the queue (sent or waiting for a worker)
+        delivered: set[str] = set()
+
+        def pop() -> TeacherResult:
+            nonlocal in_flight
+            job, source, first = queue.popleft()
+            result = source.result() if isinstance(source, Future) else source
+            if first:
+                in_flight -= 1
+            if result.key in delivered and not result.cached and result.ok:  # a repeat of a passage of this run
+                result = replace(result, passage=job[0], id=job[3], cached=True)
+            elif result.key in delivered:
+                result = replace(result, passage=job[0], id=job[3])
+            delivered.add(result.key)
+            report(result)
+            return result
+
+        def ask(job) -> TeacherResult:  # counts the cost before anyone can see the answer
+            result = self._ask(*job)
+            finished(result)
+            return result
 
         try:
-            if self.max_workers <= 1:
-                for job in jobs:
-                    result = cached(job) or self._ask(*job)
-                    update(result)
-                    yield result
-                return
-            with ThreadPoolExecutor(self.max_workers) as pool:
-                submitted: dict[str, Any] = {}  # one request per distinct prompt, even if a passage repeats
-                for job in jobs:
-                    if job[2] not in submitted and cached(job) is None:
-                        submitted[job[2]] = pool.submit(self._ask, *job)
-                for job in jobs:
-                    future = submitted.pop(job[2], None)  # the first occurrence gets the fresh answer
-                    result = cached(job) if future is None else future.result()
-                    if result is None:  # a repeated prompt whose first answer failed: report that failure
-                        result = TeacherResult(job[0], "", self.model, job[2], error="earlier request failed",
-                                               id=job[3])
-                    update(result)
-                    yield result
+            for job in jobs:
+                text, messages, key, pid = job
+                if key in asked:
+                    queue.append((job, asked[key], False))
+                    continue
+                entry = self.cache.get(key) if self.cache is not None else None
+                if entry is not None:
+                    result = TeacherResult(text, entry["content"], self.model, key, Usage(**entry.get("usage", {})),
+                                           cached=True, id=pid)
+                    queue.append((job, result, False))
+                    continue
+                while in_flight >= window:
+                    yield pop()
+                reason, estimated = budget_reached(job) if stats.stopped is None else (None, False)
+                while estimated:  # wait for answers in flight: their real cost replaces the estimate
+                    yield pop()
+                    reason, estimated = budget_reached(job)
+                if reason:
+                    stats.stopped = reason
+                    log.warning("teacher %s: no new requests: %s; the answers so far are kept%s", self.model,
+                                reason, f" in {self.cache.path}" if self.cache is not None else "")
+                if stats.stopped is not None:
+                    queue.append((job, TeacherResult(text, "", self.model, key, error=f"not asked: {stats.stopped}",
+                                                     id=pid), False))
+                    continue
+                stats.asked += 1
+                source = ask(job) if pool is None else pool.submit(ask, job)
+                asked[key] = source
+                queue.append((job, source, True))
+                in_flight += 1
+            while queue:
+                yield pop()
+        except BaseException as err:  # Ctrl-C, a closed generator, a bug: send nothing more, keep what arrived
+            self._stop.set()
+            if isinstance(err, KeyboardInterrupt):
+                stats.stopped = "interrupted"
+                log.warning("teacher %s: interrupted; no new requests (those already sent finish and are cached)",
+                            self.model)
+            raise
         finally:
+            if pool is not None:
+                pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
             bar.close()
 
     def cost(self, usage: Usage) -> float:
@@ -266,6 +381,16 @@ class Teacher:
             return 0.0
         p_in, p_out = self.price_per_1k
         return usage.prompt_tokens / 1000 * p_in + usage.completion_tokens / 1000 * p_out
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (4 characters a token), for servers that report no ``usage``."""
+    return max(1, -(-len(text) // 4)) if text else 0
+
+
+def estimate_usage(messages: list[dict[str, str]], answer: str) -> Usage:
+    """Estimated :class:`Usage` of a request whose server sent no token counts."""
+    return Usage(estimate_tokens("".join(m["content"] for m in messages)) + 4 * len(messages), estimate_tokens(answer))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -312,9 +437,20 @@ class OpenAITeacher(Teacher):
     ``base_url`` is the API root (``https://api.openai.com/v1``, ``http://localhost:8000/v1`` for vLLM,
     ``http://localhost:11434/v1`` for Ollama). The API key is read from the environment variable ``api_key_env``
     at request time and never stored, printed or logged; it is required only for ``api.openai.com``.
-    Retryable failures (timeouts, connection errors, 408, 409, 429, 5xx, malformed bodies) are retried up to
-    ``max_retries`` times with exponential backoff ``backoff * 2**attempt`` capped at ``max_backoff`` seconds, or
-    the server's ``Retry-After`` when it sends one.
+
+    The transport is :mod:`http.client`, so that three things are ours to decide and test:
+
+    * **No redirects.** A 3xx reply is a failed request naming the new address: the key is never sent to another
+      origin, and nothing that answers there is cached. (Use the final address as ``base_url``.)
+    * **A deadline per attempt.** ``timeout`` seconds bound the whole attempt (connect, send, the reply to its
+      last byte), not only each socket read: a reply that trickles in is cut at the deadline and retried.
+    * **Retries on every transport fault.** Timeouts, refused or reset connections, truncated bodies
+      (``IncompleteRead``), malformed bodies, 408, 409, 429 and 5xx are retried up to ``max_retries`` times with
+      exponential backoff ``backoff * 2**attempt``, or the server's ``Retry-After``; both capped at
+      ``max_backoff`` seconds (the log shows the wait actually used). What still fails is a failed result.
+
+    Connections go straight to the server (``HTTP(S)_PROXY`` variables are not used). Servers that report no
+    ``usage`` get token counts estimated at four characters a token.
     """
 
     RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -327,7 +463,7 @@ class OpenAITeacher(Teacher):
         api_key_env: str = "OPENAI_API_KEY",
         max_workers: int = 4,
         requests_per_minute: float | None = None,
-        timeout: float = 60.0,
+        timeout: float = 120.0,
         max_retries: int = 5,
         backoff: float = 1.0,
         max_backoff: float = 60.0,
@@ -338,9 +474,18 @@ class OpenAITeacher(Teacher):
         super().__init__(cache)
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"teacher base URL {base_url!r}: expected http(s)://HOST[:PORT]/PATH")
+        if parts.username or parts.password:
+            raise ValueError("teacher base URL: put no credentials in the URL; the key comes from the environment")
+        self._parts = parts
         self.api_key_env = api_key_env
         if "api.openai.com" in self.url and not os.environ.get(api_key_env):
             raise TeacherError(f"set the environment variable {api_key_env} to use {self.url}")
+        if max_workers < 1 or timeout <= 0 or max_retries < 0:
+            raise ValueError(f"OpenAITeacher: max_workers ({max_workers}) and timeout ({timeout}) must be positive, "
+                             f"max_retries ({max_retries}) not negative")
         self.max_workers = max_workers
         self.limiter = RateLimiter(requests_per_minute)
         self.timeout = timeout
@@ -355,16 +500,46 @@ class OpenAITeacher(Teacher):
         return f"OpenAITeacher(model={self.model!r}, url={self.url!r}, key from ${self.api_key_env})"
 
     def _request(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        headers = {"Content-Type": "application/json"}
+        """One POST, finished within ``timeout`` seconds or failed with :class:`TimeoutError`."""
+        deadline = time.monotonic() + self.timeout
+        parts = self._parts
+        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = cls(parts.hostname, parts.port, timeout=self.timeout)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = os.environ.get(self.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        expired = threading.Event()
+        timer = None
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers or {}), err.read() if err.fp else b""
+            conn.connect()  # bounded by the socket timeout
+            sock = conn.sock
+
+            def hang_up() -> None:  # at the deadline: wake any read blocked on this connection
+                expired.set()
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), hang_up)
+            timer.daemon = True
+            timer.start()
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()  # IncompleteRead when the body stops short of its Content-Length
+            if expired.is_set():
+                raise TimeoutError
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, raw
+        except (OSError, http.client.HTTPException):
+            if expired.is_set() or time.monotonic() >= deadline:
+                raise TimeoutError(f"no complete reply within the {self.timeout:g} s deadline") from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            conn.close()
 
     def complete(self, passage: str, messages: list[dict[str, str]]) -> tuple[str, Usage]:
         payload: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature}
@@ -374,11 +549,13 @@ class OpenAITeacher(Teacher):
         last = "no attempt made"
         for attempt in range(self.max_retries + 1):
             self.limiter.wait()
+            if self._stop.is_set():  # interrupted while this thread waited (rate limit, backoff): send nothing
+                raise TeacherError(f"not asked: the run was interrupted ({last})")
             wait = None
             try:
                 status, headers, raw = self._request(body)
-            except (TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError, OSError) as err:
-                last = f"request failed: {type(err).__name__}: {getattr(err, 'reason', err)}"
+            except (OSError, http.client.HTTPException) as err:  # timeouts, resets, truncated bodies, ...
+                last = f"request failed: {type(err).__name__}: {err}"
             else:
                 if status == 200:
                     try:
@@ -386,20 +563,35 @@ class OpenAITeacher(Teacher):
                         content = data["choices"][0]["message"]["content"]
                         if not isinstance(content, str):
                             raise TypeError("message content is not a string")
-                        u = data.get("usage") or {}
-                        return content, Usage(int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)))
+                        u = data.get("usage")
+                        if isinstance(u, dict) and "prompt_tokens" in u:
+                            usage = Usage(int(u["prompt_tokens"]), int(u.get("completion_tokens") or 0))
+                        else:
+                            usage = estimate_usage(messages, content)
+                        return content, usage
                     except (ValueError, KeyError, IndexError, TypeError) as err:
                         last = f"malformed response body ({type(err).__name__}: {err}): {raw[:200]!r}"
+                elif 300 <= status < 400:
+                    raise TeacherError(
+                        f"HTTP {status} from {self.url}: redirect to {headers.get('location', '(no Location)')!r} "
+                        "refused (the teacher client follows no redirects, so the API key never leaves its "
+                        "origin); use the final address as the base URL"
+                    )
                 elif status in self.RETRY_STATUS:
                     last = f"HTTP {status}: {raw[:200]!r}"
-                    lowered = {k.lower(): v for k, v in headers.items()}
-                    wait = _retry_after(lowered.get("retry-after"))
+                    wait = _retry_after(headers.get("retry-after"))
                 else:
                     raise TeacherError(f"HTTP {status} from {self.url} (not retried): {raw[:200]!r}")
             if attempt < self.max_retries:
-                delay = wait if wait is not None else min(self.max_backoff, self.backoff * 2**attempt)
-                log.info("teacher retry %d/%d in %.2fs: %s", attempt + 1, self.max_retries, delay, last)
-                time.sleep(min(delay, self.max_backoff))
+                if wait is not None:
+                    delay = min(wait, self.max_backoff)
+                    why = f"Retry-After {wait:g} s" + (f", capped at max_backoff {self.max_backoff:g} s"
+                                                       if wait > self.max_backoff else "")
+                else:
+                    delay = min(self.max_backoff, self.backoff * 2**attempt)
+                    why = "backoff"
+                log.info("teacher retry %d/%d in %.2f s (%s): %s", attempt + 1, self.max_retries, delay, why, last)
+                self._stop.wait(delay)
         raise TeacherError(f"gave up after {self.max_retries + 1} attempts: {last}")
 
 
@@ -434,7 +626,10 @@ class TransformersTeacher(Teacher):
             except ImportError:
                 path = model_name
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
-            model = model or AutoModelForCausalLM.from_pretrained(path, **from_pretrained)
+            if model is None:  # loaded here: on the library's device (nerlib.device); a given model stays put
+                from nerlib.device import get_device
+
+                model = AutoModelForCausalLM.from_pretrained(path, **from_pretrained).to(get_device())
         self.lm = model.eval()
         self.tokenizer = tokenizer
 
@@ -529,13 +724,89 @@ def make_teacher(teacher: str, recorded: Any = None, cache: AnswerCache | str | 
     return TransformersTeacher(teacher, cache=cache)
 
 
-def annotate(profile: Any = None, out_dir: str | Path | None = None, progress: bool = True) -> dict:
-    """Run the profile's teacher over the profile's passages (the recorded Pile-NER-type passages), then parse and
-    clean the answers. Writes ``answers.jsonl`` (the resumable cache), ``annotations.jsonl`` and ``report.json``
-    into ``out_dir`` and returns the counts."""
-    from nerlib.config import cache_dir, get_profile
+@dataclass(frozen=True)
+class InputPassage:
+    """One passage of an input file: its text and an id naming the file and line."""
+
+    text: str
+    id: str
+
+
+def read_passages(path: str | Path) -> list[InputPassage]:
+    """The passages of a text file, one per line (blank lines skipped), or of a JSONL file (``.jsonl`` or a first
+    line starting with ``{``) whose records have a string ``text`` and optionally an ``id``. Errors name the file,
+    the line and the field."""
+    from nerlib.data.io import DataFormatError, json_records, text_lines
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such input file")
+    first = next((line for _, line, _ in text_lines(path) if line.strip()), "")
+    out: list[InputPassage] = []
+    if path.suffix == ".jsonl" or first.lstrip().startswith("{"):
+        for lineno, record in json_records(path, blank_lines="skip"):
+            if not isinstance(record, dict):
+                raise DataFormatError(path, lineno, None, f"expected a JSON object with a \"text\" field, "
+                                      f"got {type(record).__name__}")
+            text = record.get("text")
+            if not isinstance(text, str) or not text.strip():
+                problem = "missing" if text is None else f"expected a non-empty string, got {text!r:.60}"
+                raise DataFormatError(path, lineno, "text", problem)
+            pid = record.get("id", f"{path.name}:{lineno}")
+            if not isinstance(pid, (str, int)) or isinstance(pid, bool):
+                raise DataFormatError(path, lineno, "id", f"expected a string or an integer, got {pid!r:.60}")
+            out.append(InputPassage(text, str(pid)))
+    else:
+        out = [InputPassage(line.strip(), f"{path.name}:{lineno}")
+               for lineno, line, _ in text_lines(path) if line.strip()]
+    if not out:
+        raise ValueError(f"{path}: no passages (expected one passage per line, or JSONL with a \"text\" field)")
+    return out
+
+
+def _run(teacher: Teacher, passages: Sequence[Any], out: Path, recorded: Any = None, progress: bool = True,
+         max_requests: int | None = None, max_cost: float | None = None, extra: dict | None = None) -> dict:
+    """Ask ``teacher`` about ``passages``, parse and clean the answers, write ``annotations.jsonl`` and
+    ``summary.json`` into ``out`` (the answers are in the teacher's cache) and return the summary."""
     from nerlib.uniner import annotations as ann
-    from nerlib.uniner.pile import attach_recorded, load_pile_ner_type
+
+    results = list(teacher.annotate(passages, progress=progress, max_requests=max_requests, max_cost=max_cost))
+    annotations, report = ann.annotate(results)
+    if recorded is not None:
+        from nerlib.uniner.pile import attach_recorded
+
+        attach_recorded(annotations, recorded)  # keep the recorded ids and negatives (types asked, answered empty)
+    ann.write_annotations(annotations, out / "annotations.jsonl")
+    s = teacher.stats
+    summary = {
+        **(extra or {}),
+        "teacher": teacher.model,
+        "passages": s.passages,
+        "asked": s.asked,
+        "answered": sum(r.ok for r in results),
+        "cached": s.cached,
+        "failed": s.failed,
+        "not_asked": s.not_asked,
+        "parse_failures": report.parse_failed,
+        "kept_entities": report.kept,
+        "prompt_tokens": s.prompt_tokens,
+        "completion_tokens": s.completion_tokens,
+        "cost": round(s.cost, 6) if teacher.price_per_1k else None,
+        "stopped": s.stopped,
+    }
+    summary.update((k, v) for k, v in report.as_dict().items() if k != "passages")
+    summary.update(("annotated_passages" if k == "passages" else k, v) for k, v in ann.summary(annotations).items())
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def annotate(profile: Any = None, out_dir: str | Path | None = None, progress: bool = True,
+             max_requests: int | None = None, max_cost: float | None = None) -> dict:
+    """Run the profile's teacher over the profile's passages (the recorded Pile-NER-type passages), then parse and
+    clean the answers. Writes ``answers.jsonl`` (the resumable cache), ``annotations.jsonl`` and ``summary.json``
+    (also as ``report.json``, its earlier name) into ``out_dir`` and returns the counts."""
+    from nerlib.config import cache_dir, get_profile
+    from nerlib.uniner.pile import load_pile_ner_type
 
     profile = profile or get_profile()
     u = profile.uniner
@@ -543,10 +814,32 @@ def annotate(profile: Any = None, out_dir: str | Path | None = None, progress: b
     out.mkdir(parents=True, exist_ok=True)
     recorded = load_pile_ner_type(u.teacher_data, limit=u.max_passages)
     teacher = make_teacher(u.teacher, recorded, cache=out / "answers.jsonl")
-    results = list(teacher.annotate([a.passage for a in recorded], progress=progress))
-    annotations, report = ann.annotate(results)
-    attach_recorded(annotations, recorded)  # keep the recorded ids and negatives (types asked with empty answers)
-    ann.write_annotations(annotations, out / "annotations.jsonl")
-    summary = {"teacher": teacher.model, **results_summary(results), **report.as_dict(), **ann.summary(annotations)}
+    summary = _run(teacher, [a.passage for a in recorded], out, recorded, progress, max_requests, max_cost)
     (out / "report.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def annotate_file(
+    input: str | Path,
+    out_dir: str | Path,
+    teacher: str,
+    base_url: str,
+    api_key_env: str = "OPENAI_API_KEY",
+    max_requests: int | None = None,
+    max_cost: float | None = None,
+    price_per_1k: tuple[float, float] | None = None,
+    max_workers: int = 4,
+    timeout: float = 120.0,
+    progress: bool = True,
+) -> dict:
+    """Annotate the passages of ``input`` (see :func:`read_passages`) with the model ``teacher`` behind the
+    OpenAI-compatible endpoint ``base_url``, the key read from ``$api_key_env``. Writes ``answers.jsonl`` (the
+    resumable cache), ``annotations.jsonl`` and ``summary.json`` into ``out_dir`` and returns the summary."""
+    passages = read_passages(input)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    client = OpenAITeacher(teacher, base_url=base_url, cache=out / "answers.jsonl", api_key_env=api_key_env,
+                           max_workers=max_workers, timeout=timeout, price_per_1k=price_per_1k)
+    parts = client._parts  # the address without a query string, which could hold a credential
+    where = {"input": str(input), "base_url": f"{parts.scheme}://{parts.netloc}{parts.path}"}
+    return _run(client, passages, out, None, progress, max_requests, max_cost, extra=where)

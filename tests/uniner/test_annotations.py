@@ -148,8 +148,11 @@ def test_to_example_groups_dedups_and_adds_empty_types():
 def test_annotations_round_trip_and_errors(tmp_path):
     from nerlib.uniner.annotations import read_annotations, write_annotations
 
-    path = write_annotations(ANNS, tmp_path / "a.jsonl")
-    assert read_annotations(path) == ANNS
+    anns = [Annotation("a met b in c", [("a", "person"), ("b", "person"), ("c", "city")]),
+            Annotation("d has e", [("d", "person"), ("e", "gene")], ["city"], id="x2"),
+            Annotation("p3", [])]
+    path = write_annotations(anns, tmp_path / "a.jsonl")
+    assert read_annotations(path) == anns
     path.write_text(path.read_text() + '{"passage": "p", "entities": [["only one"]]}\n')
-    with pytest.raises(ValueError, match=r"a\.jsonl:4: bad or missing field"):
+    with pytest.raises(ValueError, match=r"a\.jsonl:4: entities\[0\]: expected a \[mention, type\] pair"):
         read_annotations(path)

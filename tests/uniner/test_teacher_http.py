@@ -1,98 +1,17 @@
 """The OpenAI-compatible client against a real HTTP server on loopback: answers, retries, rate limit, resume."""
 
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fake_teacher_server import FakeServer, answer_for
 
 from nerlib.uniner.teacher import AnswerCache, OpenAITeacher, TeacherError
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def answer_for(passage: str) -> str:
-    return f'[("{passage.split()[-1]}", "number")]'
-
-
-class FakeServer:
-    """A chat-completions server whose behaviour per request follows ``script`` (then ``ok`` forever)."""
-
-    def __init__(self, script=()):
-        self.script = list(script)
-        self.lock = threading.Lock()
-        self.requests: list[str] = []  # passage of every request received
-        self.answered: list[str] = []  # passage of every request answered with 200 and a valid body
-        self.auth: list[str | None] = []
-        self.release = threading.Event()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                passage = body["messages"][1]["content"].split("Passage: ", 1)[1]
-                with server.lock:
-                    server.requests.append(passage)
-                    server.auth.append(self.headers.get("Authorization"))
-                    action = server.script.pop(0) if server.script else "ok"
-                if action == "block":  # hang until released, then drop the connection without an answer
-                    server.release.wait(20)
-                    return
-                if action == "slow":
-                    time.sleep(0.6)
-                if action.startswith("429"):
-                    self.send_response(429)
-                    if ":" in action:
-                        self.send_header("Retry-After", action.split(":")[1])
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "rate limited"}')
-                    return
-                if action in ("500", "503", "401"):
-                    self.send_response(int(action))
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "boom"}')
-                    return
-                if action == "malformed":
-                    payload = b'{"choices": [{"message": '  # cut off
-                elif action == "nochoices":
-                    payload = b'{"choices": []}'
-                else:
-                    payload = json.dumps(
-                        {
-                            "choices": [{"message": {"role": "assistant", "content": answer_for(passage)}}],
-                            "usage": {"prompt_tokens": 10, "completion_tokens": 4},
-                        }
-                    ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-                if action in ("ok", "slow"):
-                    with server.lock:
-                        server.answered.append(passage)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def teacher(url, **kw):
