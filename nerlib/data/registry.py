@@ -14,9 +14,10 @@ features. Either way the result is a ``datasets.Dataset`` with string columns ``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from nerlib.config import data_dir
-from nerlib.data.io import DataFormatError, check_example, iter_jsonl, to_dataset
+from nerlib.config import data_dir, hub_unavailable
+from nerlib.data.io import DataFormatError, check_example, iter_jsonl, text_lines, to_dataset
 
 SPLITS = ("train", "validation", "test")
 _SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "testa": "validation", "testb": "test"}
@@ -51,26 +52,35 @@ class DatasetInfo:
         return ["O"] + [f"{p}-{t}" for t in self.labels for p in ("B", "I")]
 
 
-# Natural names shared by many datasets. CrossNER "misc" is never asked in the UniversalNER benchmark; we name it
-# "miscellaneous" like CoNLL's MISC so that it still reads as a type when used elsewhere.
-_NATURAL: dict[str, str] = {
-    "PER": "person",
-    "ORG": "organization",
-    "LOC": "location",
-    "MISC": "miscellaneous",
-    "misc": "miscellaneous",
-    "organisation": "organization",
-    "programlang": "program language",
-    "literarygenre": "literary genre",
-    "musicalartist": "musical artist",
-    "musicalinstrument": "musical instrument",
-    "musicgenre": "music genre",
-    "politicalparty": "political party",
-    "academicjournal": "academic journal",
-    "astronomicalobject": "astronomical object",
-    "chemicalcompound": "chemical compound",
-    "chemicalelement": "chemical element",
-}
+# Natural names shared by many datasets live in the data file ``data/labels/natural_names.tsv`` (raw type, tab,
+# natural name). CrossNER "misc" is never asked in the UniversalNER benchmark; it is named "miscellaneous" like
+# CoNLL's MISC so that it still reads as a type when used elsewhere.
+# ``nerlib/data/labels`` is a link to that folder, so that a built wheel (pip install from git, as on Colab) carries
+# a copy of the file (MANIFEST.in); a checkout without the link reads the folder itself.
+_NAMES_CANDIDATES = (
+    Path(__file__).parent / "labels" / "natural_names.tsv",
+    Path(__file__).resolve().parents[2] / "data" / "labels" / "natural_names.tsv",
+)
+NATURAL_NAMES_FILE = next((p for p in _NAMES_CANDIDATES if p.is_file()), _NAMES_CANDIDATES[-1])
+
+
+def read_natural_names(path: Path = NATURAL_NAMES_FILE) -> dict[str, str]:
+    """Raw type -> natural name from a two-column TSV file (``#`` lines are comments); errors name the line."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the label names ship in the repository's data/labels folder "
+                                "(nerlib/data/labels links to it; a wheel carries a copy)")
+    out: dict[str, str] = {}
+    for i, line, _ in text_lines(path):
+        if not line.strip() or line.startswith("#"):
+            continue
+        raw, sep, natural = line.partition("\t")
+        if not sep or not raw.strip() or not natural.strip():
+            raise ValueError(f"{path}:{i}: expected 'raw type<TAB>natural name', got {line!r}")
+        out[raw.strip()] = natural.strip()
+    return out
+
+
+_NATURAL: dict[str, str] = read_natural_names()
 
 
 def _natural(labels: tuple[str, ...]) -> dict[str, str]:
@@ -126,11 +136,14 @@ def names(local_only: bool = False) -> list[str]:
 
 
 def get(name: str) -> DatasetInfo:
-    """The :class:`DatasetInfo` for ``name``; ``KeyError`` lists the known names."""
+    """The :class:`DatasetInfo` for ``name`` (a registered name, or a local data folder/file); ``KeyError`` lists
+    the known names."""
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)}") from None
+        if Path(name).exists():  # a local data folder or file (see :func:`path_info`)
+            return path_info(name)
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)} (or give a data folder)") from None
 
 
 def _split(split: str) -> str:
@@ -147,10 +160,12 @@ def load(name: str, split: str, limit: int | None = None):
     (see :func:`load_hub`). ``limit`` keeps the first ``limit`` sentences (deterministic, file order).
     Every sentence is validated: unknown types or broken IOB2 raise :class:`DataFormatError`.
     """
-    info = get(name)
     split = _split(split)
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0 or None, got {limit}")
+    if name not in REGISTRY and Path(name).exists():  # a local data folder or file
+        return load_path(name, split, limit)
+    info = get(name)
     root = data_dir()
     if root is None:
         return load_hub(name, split, limit)
@@ -163,26 +178,45 @@ def load(name: str, split: str, limit: int | None = None):
     return to_dataset(list(iter_jsonl(path, labels=info.labels, limit=limit)))
 
 
+#: The branch where the hub keeps its automatic parquet conversion of every dataset (one folder per config).
+PARQUET_REVISION = "refs/convert/parquet"
+
+
+def hub_dataset(path: str, config: str | None, split: str):
+    """``datasets.load_dataset(path, config, split=split)``, and for a repository that is a loading script (refused
+    by current ``datasets``) the same config from the hub's parquet conversion.
+
+    That branch (:data:`PARQUET_REVISION`) stores one folder per config (``es/train/0000.parquet``,
+    ``nl/...``) and offers only a ``default`` config: the config is therefore passed as ``data_dir`` (as a config
+    name it fails with "BuilderConfig 'es' not found"; without it, all configs would mix into one split). The
+    parquet schema carries the ``datasets`` features, so ``ClassLabel`` names survive.
+    """
+    import datasets
+
+    try:
+        return datasets.load_dataset(path, config, split=split)
+    except Exception as err:  # noqa: BLE001 - only the "scripts are no longer supported" error falls through
+        if "script" not in str(err).lower():
+            raise
+    return datasets.load_dataset(path, data_dir=config, split=split, revision=PARQUET_REVISION)
+
+
 def load_hub(name: str, split: str, limit: int | None = None):
     """Download ``split`` of ``name`` from the Hugging Face hub and convert it to string IOB2 tags.
 
     Integer tags are mapped to strings through the ``ner_tags`` ClassLabel of the hub dataset. Hub copies are
     read with ``scheme="iob1"``, which leaves valid IOB2 unchanged and turns a stray ``I-X`` after ``O`` into
     ``B-X`` (the hub's CoNLL-2002 Spanish has one such sentence per split; the local copy was fixed the same
-    way, see the data MANIFEST). Datasets stored as loading scripts are read from the hub's parquet conversion.
+    way, see the data MANIFEST). Datasets stored as loading scripts are read from the hub's parquet conversion
+    (:func:`hub_dataset`).
     """
-    import datasets
-
     info = get(name)
     split = _split(split)
     path, config = info.hub
-    hub_split = split if limit is None else f"{split}[:{limit}]"
     try:
-        ds = datasets.load_dataset(path, config, split=hub_split)
-    except Exception as err:  # script-based datasets: fall back to the hub's automatic parquet conversion
-        if "script" not in str(err).lower():
-            raise
-        ds = datasets.load_dataset(path, config, split=hub_split, revision="refs/convert/parquet")
+        ds = hub_dataset(path, config, split if limit is None else f"{split}[:{limit}]")
+    except ConnectionError as err:  # offline or no network, and no local copy: say what to do
+        raise hub_unavailable(f"dataset {name!r} ({path})", err) from err
     tag_feature = ds.features["ner_tags"]
     inner = getattr(tag_feature, "feature", None)
     if not hasattr(inner, "names"):
@@ -194,6 +228,61 @@ def load_hub(name: str, split: str, limit: int | None = None):
         for k, row in enumerate(ds)
     ]
     return to_dataset(examples)
+
+
+# Local data folders: ``<folder>/<split>.jsonl`` (or CoNLL ``<split>.txt``/``.conll``; ``dev``/``testa``/``testb``
+# accepted), or a single JSONL/CoNLL file used for every split.
+_SPLIT_FILES = {"train": ("train",), "validation": ("validation", "dev", "valid", "testa"), "test": ("test", "testb")}
+_SUFFIXES = (".jsonl", ".conll", ".txt", ".tsv", ".bio")
+
+
+def split_file(path: str | Path, split: str) -> Path:
+    """The file holding ``split`` of a local dataset (a folder of split files, or one file for all splits)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    names = _SPLIT_FILES.get(_split(split), (split,))
+    for name in names:
+        for suffix in _SUFFIXES:
+            if (path / f"{name}{suffix}").is_file():
+                return path / f"{name}{suffix}"
+    raise FileNotFoundError(f"{path}: no file for split {split!r} (looked for {'/'.join(names)} with "
+                            f"{', '.join(_SUFFIXES)})")
+
+
+def load_path(path: str | Path, split: str, limit: int | None = None):
+    """A split of a local BIO dataset (JSONL or CoNLL columns, validated) as a ``datasets.Dataset``."""
+    from nerlib.data.io import read_conll
+
+    file = split_file(path, split)
+    if limit == 0:
+        return to_dataset([])
+    examples = list(iter_jsonl(file, limit=limit)) if file.suffix == ".jsonl" else read_conll(file, limit=limit)
+    return to_dataset(examples)
+
+
+def path_info(path: str | Path) -> DatasetInfo:
+    """A :class:`DatasetInfo` for a local dataset: the types found in its split files (sorted), natural names
+    from the names file or the raw name with underscores as spaces."""
+    from nerlib.data.tags import bio_to_spans
+
+    path = Path(path)
+    files = [path] if path.is_file() else []
+    for split in SPLITS:
+        try:
+            files.append(split_file(path, split))
+        except FileNotFoundError:
+            pass
+    if not files:
+        raise FileNotFoundError(f"{path}: no train/validation/test file (JSONL or CoNLL) in this folder")
+    types: set[str] = set()
+    for file in dict.fromkeys(files):
+        ds = load_path(file, "test")
+        types.update(t for tags in ds["ner_tags"] for _, _, t in bio_to_spans(tags))
+    labels = tuple(sorted(types))
+    natural = {t: _NATURAL.get(t, t.replace("_", " ")) for t in labels}
+    return DatasetInfo(str(path), "unknown", "unknown", labels, natural, ("", None),
+                       description=f"local data {path}")
 
 
 def describe(names_: list[str] | None = None):

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nerlib.config import Profile, cache_dir
+from nerlib.device import to_device
 from nerlib.msd import train as T
 from nerlib.msd.losses import mmd2
 from nerlib.msd.model import MultiExitTokenClassifier
@@ -25,13 +26,16 @@ from nerlib.msd.model import MultiExitTokenClassifier
 @torch.no_grad()
 def cls_features(model: MultiExitTokenClassifier, tokenizer, sentences: Sequence[Sequence[str]],
                  max_length: int = 128, batch_size: int = 32, progress: bool = False) -> np.ndarray:
-    """The last layer's first-token ([CLS]) vector of every sentence, ``[N, hidden]`` (eval mode)."""
+    """The last layer's first-token ([CLS]) vector of every sentence, ``[N, hidden]`` float32 (eval mode).
+
+    Batches go to the device the model is on; the vectors come back to the CPU before NumPy."""
     model.eval()
+    device = next(model.parameters()).device
     features = T.encode(sentences, tokenizer, max_length)
     out = []
     for start in tqdm(range(0, len(features), batch_size), desc="[CLS] features", disable=not progress):
-        batch = T.collate(features[start : start + batch_size], tokenizer.pad_token_id)
-        out.append(model(batch["input_ids"], batch["attention_mask"], exits="last").cls)
+        batch = to_device(T.collate(features[start : start + batch_size], tokenizer.pad_token_id), device)
+        out.append(model(batch["input_ids"], batch["attention_mask"], exits="last").cls.float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.encoder.config.hidden_size), dtype=np.float32)
 
 

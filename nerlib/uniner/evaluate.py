@@ -1,7 +1,8 @@
 """Zero-shot evaluation on the official UniversalNER CrossNER files, strict and partial string F1.
 
 The files ``$NERLIB_DATA_DIR/uniner_eval/CrossNER_{AI,literature,music,politics,science}.jsonl`` hold one record
-per (passage, entity type) in conversation format. We group the records by passage so that each passage is read
+per (passage, entity type) in conversation format; without them (no data folder, as on Colab) the same records
+are built from the CrossNER test splits (:func:`eval_file`). We group the records by passage so that each passage is read
 once (shared-prefix inference, :mod:`nerlib.uniner.infer`), answer every type greedily, and score as the
 official script: parse each answer up to the first ``]``, normalise, micro F1 over all queries
 (:func:`nerlib.metrics.score_answers`). Answers that are not a JSON list count as empty and are counted as
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nerlib.config import data_dir
+from nerlib.data.io import end_with_newline
 from nerlib.uniner.records import json_lines
 
 DOMAIN_FILES = {
@@ -51,19 +53,31 @@ class EvalPassage:
 
 
 def eval_file(domain: str) -> Path:
-    """The official evaluation file of a CrossNER domain (``ai``, ``literature``, ``music``, ``politics``,
-    ``science``) inside ``$NERLIB_DATA_DIR/uniner_eval``."""
+    """The evaluation file of a CrossNER domain (``ai``, ``literature``, ``music``, ``politics``, ``science``).
+
+    The official file ``$NERLIB_DATA_DIR/uniner_eval/CrossNER_<domain>.jsonl`` when the data folder has it;
+    otherwise the same records built once from the domain's BIO test split (the data folder's copy, or the hub's
+    when ``NERLIB_DATA_DIR`` is unset, as on Colab) by :func:`nerlib.uniner.eval_data.eval_records_from_dataset`
+    and kept under ``$NERLIB_CACHE_DIR/uniner/eval/<source>/``."""
+    import hashlib
+
+    from nerlib.config import cache_dir
+
     if domain not in DOMAIN_FILES:
         raise ValueError(f"unknown CrossNER domain {domain!r}; choose from {', '.join(DOMAIN_FILES)}")
     root = data_dir()
-    if root is None:
-        raise FileNotFoundError(
-            "the UniversalNER evaluation files are read from $NERLIB_DATA_DIR/uniner_eval (copies of "
-            "universal-ner/universal-ner src/eval/test_data as JSONL); set NERLIB_DATA_DIR"
-        )
-    path = root / "uniner_eval" / f"{DOMAIN_FILES[domain]}.jsonl"
+    if root is not None:
+        official = root / "uniner_eval" / f"{DOMAIN_FILES[domain]}.jsonl"
+        if official.exists():
+            return official
+    source = "hub" if root is None else "data-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    path = cache_dir() / "uniner" / "eval" / source / f"{DOMAIN_FILES[domain]}.jsonl"
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+        from nerlib.uniner.eval_data import eval_records_from_dataset, write_eval_file
+
+        records = eval_records_from_dataset(f"crossner_{domain}", split="test")
+        partial = write_eval_file(records, path.with_name(path.name + ".partial"))
+        partial.replace(path)  # a run cut off while writing never leaves a half file behind
     return path
 
 
@@ -83,21 +97,41 @@ def parse_record(record: Any, where: str) -> tuple[str, EvalQuery]:
     match = _QUESTION.match(turns[2]["value"])
     if not match:
         raise ValueError(f"{where}: conversations[2].value is not 'What describes <type> in the text?'")
-    return text[len("Text: "):], EvalQuery(str(record.get("id", where)), match.group(1), turns[3]["value"])
+    rid = record.get("id", where)
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        raise ValueError(f"{where}: id: expected a string, got {rid!r:.40}")
+    return text[len("Text: "):], EvalQuery(str(rid), match.group(1), turns[3]["value"])
 
 
 def read_eval_file(path: str | Path, limit: int | None = None) -> list[EvalPassage]:
     """Read an official evaluation file (JSONL, or the original JSON array) grouped by passage, in file order;
-    ``limit`` keeps the first N passages."""
+    ``limit`` keeps the first N passages. Predictions are keyed by record id, so a record id that occurs twice is
+    an error naming both places (the second question would otherwise never be asked)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        records = [(f"{path}: record {i}", r) for i, r in enumerate(json.loads(text), 1)]
+    with path.open("rb") as f:
+        head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"["):
+        data = path.read_bytes()
+        try:
+            array = json.loads(data.decode("utf-8-sig"))
+        except UnicodeDecodeError as err:
+            line = data[: err.start].count(b"\n") + 1
+            raise ValueError(f"{path}:{line}: not UTF-8 text (byte {data[err.start]:#04x}); save the file as "
+                             "UTF-8") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{err.lineno}: invalid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(array, list):
+            raise ValueError(f"{path}: expected a JSON array of records")
+        records = [(f"{path}: record {i}", r) for i, r in enumerate(array, 1)]
     else:
         records = list(json_lines(path))
     groups: dict[str, EvalPassage] = {}
+    seen: dict[str, str] = {}  # record id -> where it was first seen
     for where, record in records:
         passage, query = parse_record(record, where)
+        if query.id in seen:  # predictions are keyed by id: a second record with it would never be asked
+            raise ValueError(f"{where}: id: duplicate record id {query.id!r} (first at {seen[query.id]})")
+        seen[query.id] = where
         if passage not in groups:
             if limit is not None and len(groups) >= limit:
                 continue
@@ -110,13 +144,11 @@ def _read_cache(path: Path | None) -> dict[str, str]:
     if path is None or not path.exists():
         return {}
     out = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                d = json.loads(line)
-                out[d["id"]] = d["prediction"]
-            except (json.JSONDecodeError, KeyError) as err:
-                raise ValueError(f"{path}:{i}: not a prediction record ({err})") from None
+    # append-only: a cut-off last line (an interrupted run) is skipped and its passage answered again
+    for where, d in json_lines(path, truncated_tail="skip"):
+        if not (isinstance(d, dict) and isinstance(d.get("id"), str) and isinstance(d.get("prediction"), str)):
+            raise ValueError(f"{where}: not a prediction record (expected {{'id': str, 'prediction': str}})")
+        out[d["id"]] = d["prediction"]
     return out
 
 
@@ -141,6 +173,7 @@ def predict(
     done = _read_cache(cache)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
+        end_with_newline(cache)  # a cut-off last line must not swallow the next record appended
     for p in tqdm(passages, desc="passages", disable=not progress):
         todo = [q for q in p.queries if q.id not in done]
         if not todo:
@@ -219,16 +252,15 @@ def evaluate(profile: Any = None, model: str | None = None, out_dir: str | Path 
     """Command-line entry (``nerlib uniner evaluate``): evaluate a trained folder (LoRA adapter or full model)
     or, when ``model`` is a model name or omitted, the profile's untuned student, on the profile's domains."""
     from nerlib.config import get_profile
-    from nerlib.uniner.train import load_student, load_trained
+    from nerlib.uniner.train import load_student, load_trained, ready_for_inference
 
     profile = profile or get_profile()
     u = profile.uniner
-    if model and Path(model).is_dir():  # a trained folder: LoRA adapter or full model
+    if model and Path(model).is_dir():  # a trained folder: LoRA adapter or full model (on the library's device)
         lm, tok = load_trained(model, u.student)
     else:
         lm, tok = load_student(model or u.student, lora=False)
-        lm.config.use_cache = True
-        lm.eval()
+        lm = ready_for_inference(lm)
     table = evaluate_domains(lm, tok, u.eval_domains, u.eval_passages_per_domain, u.max_new_tokens,
                              cache_dir=Path(out_dir) / "predictions" if out_dir else None)
     result = {"model": model or u.student, "table": table.reset_index().to_dict(orient="records")}
@@ -248,13 +280,12 @@ def evaluate_base(
     """The untuned student (``model`` or the profile's) on the profile's domains (predictions cached, so the
     chapters and benchmarks that share a setting reuse them)."""
     from nerlib.config import cache_dir
-    from nerlib.uniner.train import load_student
+    from nerlib.uniner.train import load_student, ready_for_inference
 
     u = profile.uniner
     name = model or u.student
     lm, tok = load_student(name, lora=False)
-    lm.config.use_cache = True
-    lm.eval()
+    lm = ready_for_inference(lm)  # the library's device (nerlib.device), inference dtype
     limit = u.eval_passages_per_domain if limit == -1 else limit
     folder = cache_dir() / "uniner" / "predictions" / f"base-{Path(name).name}-{u.max_new_tokens}-{limit}"
     return evaluate_domains(lm, tok, domains or u.eval_domains, limit, u.max_new_tokens, cache_dir=folder,

@@ -3,8 +3,14 @@
 One training example is one passage with all its type questions (:class:`~nerlib.uniner.conversations.
 ConversationDataset`, queries reshuffled each epoch); the loss covers the assistant turns only. LoRA or full
 fine-tuning; offline students (``smollm2-135m``, ``gemma-3-270m``) resolve to local folders through
-:func:`nerlib.models.resolve`, hub names (``Qwen/Qwen2.5-0.5B``) load from the hub on a GPU (bf16 autocast,
-gradient checkpointing from the profile).
+:func:`nerlib.models.resolve`, hub names (``Qwen/Qwen2.5-0.5B``) load from the hub on a GPU (gradient
+checkpointing from the profile).
+
+Device and precision follow the library's rule (:mod:`nerlib.device`): CUDA, else MPS, else the CPU
+(``$NERLIB_DEVICE`` overrides); where a profile allows mixed precision (``bf16=True``, the gpu profile) the device
+picks it: bf16 on Ampere and newer GPUs, fp16 with a loss scaler on older ones (a T4), fp32 on a CPU or MPS. Mixed
+precision trains fp32 master weights under autocast. Models loaded for inference (:func:`load_trained`, the cached
+path of :func:`train_or_load`, :func:`ready_for_inference`) go to the same device.
 
 Several GPUs: the same code runs under ``accelerate`` (``Trainer`` picks up the distributed environment)::
 
@@ -17,7 +23,8 @@ have no GPU; the same DDP path runs on CPU processes (gloo), which the tests use
     ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 -m nerlib.uniner.train ...
 
 FSDP and bf16 on several GPUs are untested here. Checkpoints are written every ``save_steps`` and
-``--resume`` (or ``resume=True``) continues from the newest one in the output folder.
+``--resume`` (or ``resume=True``) continues from the newest one in the output folder; :func:`train_or_load` (the
+chapters) checkpoints every :data:`SAVE_STEPS` steps and resumes by itself after an interruption.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nerlib.config import Profile, UniNERSettings, cache_dir, get_profile, set_seed
+from nerlib.device import Precision, get_device, precision_for
 from nerlib.uniner.conversations import ConversationDataset
 from nerlib.uniner.records import InstructionExample, read_examples
 
@@ -125,10 +133,45 @@ def make_collator(tokenizer: Any) -> Any:
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
 
 
-def _has_cuda() -> bool:
+#: Steps between checkpoints of :func:`train_or_load` (a Colab disconnect loses at most this many).
+SAVE_STEPS = 100
+
+
+def training_precision(settings: UniNERSettings, device: Any = None) -> Precision:
+    """fp32, unless the settings allow mixed precision (``bf16=True``, the gpu profile): then the device's
+    precision (:func:`nerlib.device.precision_for`: bf16 on Ampere+, fp16 on older GPUs, fp32 on a CPU or MPS)."""
+    if not settings.bf16:
+        return "fp32"
+    return precision_for(get_device() if device is None else device)
+
+
+def training_dtype(precision: Precision) -> Any:
+    """The dtype to load a student in for training: fp32 master weights under mixed precision (fp16 weights would
+    break the loss scaler, bf16 ones lose small updates); ``None`` (the checkpoint's own dtype) for fp32 runs."""
     import torch
 
-    return torch.cuda.is_available()
+    return torch.float32 if precision != "fp32" else None
+
+
+def inference_dtype(device: Any) -> Any:
+    """The dtype for answering questions on ``device``: on CUDA bf16 where native, else fp32 (fp16 can overflow in
+    models trained in bf16); elsewhere ``None``, keeping the dtype the model has."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if precision_for(device) == "bf16" else torch.float32
+
+
+def ready_for_inference(model: Any, device: Any = None) -> Any:
+    """``model`` on ``device`` (default :func:`nerlib.device.get_device`), in :func:`inference_dtype`, with its
+    generation cache on and in eval mode."""
+    device = get_device() if device is None else device
+    dtype = inference_dtype(device)
+    model = model.to(device, dtype) if dtype is not None else model.to(device)
+    model.config.use_cache = True
+    return model.eval()
 
 
 def _epoch_callback() -> Any:
@@ -153,12 +196,18 @@ def training_arguments(
     save_steps: int | None = None,
     logging_steps: int = 1,
     progress: bool = True,
+    device: Any = None,
     **overrides: Any,
 ) -> Any:
     """``TrainingArguments`` from the profile: cosine schedule with 3% warm-up (as the paper's recipe), AdamW,
-    no weight decay; checkpoints every ``save_steps`` (none when ``None``)."""
+    no weight decay; checkpoints every ``save_steps`` (none when ``None``). The device (default
+    :func:`nerlib.device.get_device`) sets the precision (:func:`training_precision`) and keeps the Trainer on the
+    CPU when that is the chosen device."""
+    import torch
     from transformers import TrainingArguments
 
+    device = get_device() if device is None else torch.device(device)
+    precision = training_precision(settings, device)
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
         per_device_train_batch_size=settings.batch_size,
@@ -168,7 +217,9 @@ def training_arguments(
         max_steps=settings.max_steps,
         lr_scheduler_type="cosine",
         weight_decay=0.0,
-        bf16=settings.bf16,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",  # the Trainer adds the loss scaler
+        use_cpu=device.type == "cpu",
         logging_steps=logging_steps,
         save_strategy="steps" if save_steps else "no",
         save_steps=save_steps or 500,
@@ -179,7 +230,7 @@ def training_arguments(
         disable_tqdm=not progress,
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
-        dataloader_pin_memory=_has_cuda(),
+        dataloader_pin_memory=device.type == "cuda",
         ddp_find_unused_parameters=False,  # every trainable parameter (LoRA or full) is used in each forward pass
     )
     # transformers 5 reads a float warmup_steps as a ratio; 4.x has warmup_ratio
@@ -202,6 +253,8 @@ class TrainResult:
     examples: int
     skipped_too_long: int
     world_size: int = 1  # processes that trained together (DDP/FSDP under ``accelerate launch``)
+    resumed_from: str | None = None  # the checkpoint this run continued from
+    precision: str = "fp32"
     log_history: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -220,12 +273,15 @@ def fit(
     variant: str = "per_type",
     eos: str | None = None,
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
     **overrides: Any,
 ) -> TrainResult:
     """Train ``model`` on ``examples`` with the Trainer; save the final model/adapter to ``output_dir``.
 
-    ``resume``: ``True`` continues from the newest ``checkpoint-*`` in ``output_dir``, a path from that one."""
+    ``resume``: ``True`` continues from the newest ``checkpoint-*`` in ``output_dir``, a path from that one.
+    ``callbacks``: extra ``TrainerCallback`` objects."""
     from transformers import Trainer
+    from transformers.trainer_utils import get_last_checkpoint
 
     set_seed(seed)
     dataset = ConversationDataset(examples, tokenizer, settings.max_length, seed=seed, eos=eos, variant=variant)
@@ -236,14 +292,16 @@ def fit(
         train_dataset=dataset,
         data_collator=make_collator(tokenizer),
         processing_class=tokenizer,
-        callbacks=[_epoch_callback()(dataset)],
+        callbacks=[_epoch_callback()(dataset), *callbacks],
     )
     if not progress:  # without progress bars the Trainer prints every log line; keep them in log_history only
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
-    if resume is True and not list(Path(output_dir).glob("checkpoint-*")):
-        raise FileNotFoundError(f"resume requested but {output_dir} has no checkpoint-* folder")
+    if resume is True:
+        resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+        if resume is None:
+            raise FileNotFoundError(f"resume requested but {output_dir} has no checkpoint-* folder")
     start = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume or None)
     seconds = time.perf_counter() - start
@@ -259,6 +317,8 @@ def fit(
         examples=len(dataset),
         skipped_too_long=len(dataset.stats.skipped_too_long),
         world_size=int(args.world_size),
+        resumed_from=Path(resume).name if resume else None,
+        precision="bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         log_history=list(trainer.state.log_history),
     )
 
@@ -301,8 +361,9 @@ def run_key(settings: UniNERSettings, examples: Sequence[InstructionExample], se
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def load_trained(folder: str | Path, base: str | None = None) -> tuple[Any, Any]:
-    """Load a trained student for inference: a LoRA adapter folder (over its base model) or a full model."""
+def load_trained(folder: str | Path, base: str | None = None, device: Any = None) -> tuple[Any, Any]:
+    """Load a trained student for inference: a LoRA adapter folder (over its base model) or a full model, on
+    ``device`` (default :func:`nerlib.device.get_device`; see :func:`ready_for_inference`)."""
     from transformers import AutoModelForCausalLM
 
     from nerlib import models
@@ -318,8 +379,7 @@ def load_trained(folder: str | Path, base: str | None = None) -> tuple[Any, Any]
     else:
         model = AutoModelForCausalLM.from_pretrained(str(folder))
         tokenizer = load_tokenizer(str(folder))
-    model.config.use_cache = True
-    return model.eval(), tokenizer
+    return ready_for_inference(model, device), tokenizer
 
 
 def train_or_load(
@@ -329,26 +389,41 @@ def train_or_load(
     variant: str = "per_type",
     settings: UniNERSettings | None = None,
     progress: bool = True,
+    save_steps: int | None = SAVE_STEPS,
 ) -> tuple[Any, Any, dict]:
     """Train the profile's student on ``examples`` once and cache it under ``$NERLIB_CACHE_DIR/uniner/<name>-<key>``
     (the key hashes settings, data and seed); later calls, and later chapters, load the cached model.
 
-    Returns (model ready for inference, tokenizer, the training record with ``cached`` telling which happened)."""
+    While training, a checkpoint is written every ``save_steps`` steps into that folder; a call that finds
+    checkpoints but no finished model (the previous run was interrupted: a Colab disconnect, a killed kernel)
+    continues from the newest one. The checkpoints are removed once the model is saved.
+
+    Returns (model ready for inference on the library's device, tokenizer, the training record with ``cached``
+    telling which happened and ``resumed_from`` the checkpoint a resumed run started from)."""
+    import shutil
+
     settings = settings or profile.uniner
     key = run_key(settings, examples, profile.seed, variant)
     folder = cache_dir() / "uniner" / f"{name}-{key}"
     record_path = folder / "train_result.json"
+    device = get_device()
     if record_path.exists():
-        model, tokenizer = load_trained(folder, settings.student)
+        model, tokenizer = load_trained(folder, settings.student, device)
         return model, tokenizer, {**json.loads(record_path.read_text()), "cached": True}
+    precision = training_precision(settings, device)
+    set_seed(profile.seed)  # LoRA's initial weights too depend on the seed only (a resumed run starts alike)
     model, tokenizer = load_student(
-        settings.student, settings.lora, settings.lora_r, gradient_checkpointing=settings.gradient_checkpointing
+        settings.student, settings.lora, settings.lora_r, dtype=training_dtype(precision),
+        gradient_checkpointing=settings.gradient_checkpointing,
     )
-    result = fit(model, tokenizer, examples, folder, settings, seed=profile.seed, variant=variant, progress=progress)
+    resume = any(folder.glob("checkpoint-*"))
+    result = fit(model, tokenizer, examples, folder, settings, seed=profile.seed, variant=variant, progress=progress,
+                 save_steps=save_steps, resume=resume, device=device)
     record = {**result.to_dict(), "student": settings.student, "key": key}
     record_path.write_text(json.dumps(record, indent=2))
-    model.config.use_cache = True
-    return model.eval(), tokenizer, {**record, "cached": False}
+    for checkpoint in folder.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return ready_for_inference(model, device), tokenizer, {**record, "cached": False}
 
 
 def train(
@@ -369,7 +444,9 @@ def train(
             raise FileNotFoundError(f"no training examples at {examples}: run `nerlib uniner build-data` first")
         examples = read_examples(examples)
     u = profile.uniner
-    model, tokenizer = load_student(u.student, u.lora, u.lora_r, gradient_checkpointing=u.gradient_checkpointing)
+    set_seed(profile.seed)
+    model, tokenizer = load_student(u.student, u.lora, u.lora_r, dtype=training_dtype(training_precision(u)),
+                                    gradient_checkpointing=u.gradient_checkpointing)
     result = fit(model, tokenizer, examples, out_dir, u, seed=profile.seed, save_steps=save_steps, resume=resume)
     return {k: v for k, v in result.to_dict().items() if k != "log_history"}
 
