@@ -5,8 +5,8 @@
     nerlib profile                      the active profile as JSON
     nerlib models list | prepare        offline models: which are installed; convert them once into the cache
     nerlib data show NAME               a dataset's labels and a few sentences
-    nerlib uniner annotate | build-data | train | evaluate
-    nerlib msd train-teacher | train-student | ablation | tsne
+    nerlib uniner annotate | build-data | train | evaluate | extract | export | make-eval
+    nerlib msd train-teacher | train-student | ablation | tsne | tag | export | evaluate
 
 Every command prints its result as JSON on stdout (``--output FILE`` also writes it to a file), so the steps can be
 chained by scripts. Library modules are imported only when a command runs: ``--help`` works even where torch or a
@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -35,6 +36,56 @@ MSD_ROWS = MSD_VARIANTS + ("direct transfer",)
 # MSD settings that the msd commands can override from the command line (name -> type).
 MSD_BUDGET = {"teacher_steps": int, "student_steps": int, "teacher_lr": float, "student_lr": float,
               "batch_size": int, "train_sentences": int, "unlabeled_sentences": int, "eval_sentences": int}
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (sizes, batch sizes, counts), rejected before any work starts."""
+    value = int(text)  # ValueError -> argparse's "invalid positive_int value"
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def steps_int(text: str) -> int:
+    """argparse type: a positive number of steps, or -1 (train by the profile's epochs instead)."""
+    value = int(text)
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(f"{text}: use a positive number of steps, or -1 to train by epochs")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (learning rates)."""
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a random seed, an integer from 0 to 2**32 - 1 (what NumPy accepts)."""
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text}: a seed must be between 0 and 2**32 - 1")
+    return value
+
+
+positive_int.__name__ = "positive integer"  # argparse names the type in "invalid ... value" messages
+steps_int.__name__ = "number of steps"
+positive_float.__name__ = "positive number"
+non_negative_int.__name__ = "non-negative integer"
+seed_int.__name__ = "seed"
+#: The argparse type of each MSD budget flag.
+MSD_BUDGET_TYPES = {"teacher_steps": steps_int, "student_steps": steps_int, "teacher_lr": positive_float,
+                    "student_lr": positive_float}
 
 
 class CLIError(Exception):
@@ -86,9 +137,17 @@ def to_jsonable(value: Any) -> Any:
     return repr(value)
 
 
+class JsonLines(list):
+    """A command result printed as one compact JSON object per line (``uniner extract``, ``msd tag``)."""
+
+
 def emit(result: Any, output: str | None) -> None:
-    """Print ``result`` as indented JSON and, with ``--output``, write it to that file too."""
-    text = json.dumps(to_jsonable(result), indent=2, ensure_ascii=False)
+    """Print ``result`` as indented JSON (a :class:`JsonLines` result: one object per line) and, with
+    ``--output``, write it to that file too."""
+    if isinstance(result, JsonLines):
+        text = "\n".join(json.dumps(to_jsonable(r), ensure_ascii=False) for r in result)
+    else:
+        text = json.dumps(to_jsonable(result), indent=2, ensure_ascii=False)
     print(text)
     if output:
         path = Path(output)
@@ -143,7 +202,7 @@ def cmd_models_list(args: argparse.Namespace) -> dict:
 
 
 def cmd_models_prepare(args: argparse.Namespace) -> dict:
-    resolve = library_function("nerlib.models", "resolve", "models prepare")
+    resolve = library_function("nerlib.models", "prepare", "models prepare")
     names = args.names
     if not names:
         prof = _profile(args)
@@ -181,8 +240,60 @@ def cmd_data_show(args: argparse.Namespace) -> dict:
 
 
 def cmd_uniner_annotate(args: argparse.Namespace) -> dict:
-    fn = library_function("nerlib.uniner.teacher", "annotate", "uniner annotate")
-    return fn(_profile(args), out_dir=_run_dir(args, "uniner_annotate"), progress=True)
+    """The profile's teacher over its recorded passages or, with ``--input``, any OpenAI-compatible teacher over
+    the passages of a file. Failed requests exit 1 (rerun to retry them: answers are cached); Ctrl-C exits 130."""
+    teacher_mod = "nerlib.uniner.teacher"
+    budget = {"max_requests": args.max_requests, "max_cost": args.max_cost}
+    price = (args.price_in, args.price_out) if args.price_in is not None or args.price_out is not None else None
+    if price is not None and None in price:
+        raise CLIError("give both --price-in and --price-out (US dollars per 1,000 input and output tokens)")
+    if args.max_cost is not None and price is None:
+        raise CLIError("--max-cost needs the teacher's prices: --price-in and --price-out (US dollars per 1,000 "
+                       "input and output tokens; no default, since they differ by model and provider)")
+    if args.input:
+        if not args.teacher or not args.base_url:
+            raise CLIError("--input needs --teacher MODEL and --base-url URL (an OpenAI-compatible endpoint)")
+        if args.api_key_env and not os.environ.get(args.api_key_env):
+            raise CLIError(f"the environment variable {args.api_key_env} (named by --api-key-env) is not set")
+        fn = library_function(teacher_mod, "annotate_file", "uniner annotate --input")
+        run = lambda out: fn(args.input, out, args.teacher, args.base_url,  # noqa: E731
+                             api_key_env=args.api_key_env or "OPENAI_API_KEY", price_per_1k=price,
+                             max_workers=args.workers, timeout=args.timeout, progress=True, **budget)
+    else:
+        if args.teacher or args.base_url or args.price_in is not None:
+            raise CLIError("--teacher, --base-url and the prices go with --input FILE (without it the profile's "
+                           "teacher annotates the profile's passages)")
+        fn = library_function(teacher_mod, "annotate", "uniner annotate")
+        run = lambda out: fn(_profile(args), out_dir=out, progress=True, **budget)  # noqa: E731
+    teacher_error = importlib.import_module(teacher_mod).TeacherError
+    import logging
+
+    teacher_log = logging.getLogger(teacher_mod)
+    if not teacher_log.handlers and not logging.getLogger().handlers:  # show retries and budget stops on stderr
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("nerlib: %(message)s"))
+        teacher_log.addHandler(handler)
+        teacher_log.setLevel(logging.INFO)
+    out = _run_dir(args, "uniner_annotate")
+    try:
+        summary = run(out)
+    except KeyboardInterrupt:
+        err = CLIError(f"interrupted: no new requests after Ctrl-C; the answers that arrived are kept in "
+                       f"{out / 'answers.jsonl'}: run the same command again to resume")
+        err.exit_code = 130
+        raise err from None
+    except teacher_error as err:  # e.g. the OpenAI endpoint without a key
+        raise CLIError(str(err)) from None
+    if summary.get("stopped"):
+        print(f"nerlib: warning: stopped early: {summary['stopped']}; run again with a larger budget to continue "
+              "(answers are cached)", file=sys.stderr)
+    if summary.get("failed"):
+        err = CLIError(f"{summary['failed']} of {summary['passages']} passages got no answer (failed requests; "
+                       f"see the log above); counts in {out / 'summary.json'}; run the same command again to retry "
+                       "them (the answers that arrived are cached)")
+        err.exit_code = 1
+        raise err
+    return summary
 
 
 def cmd_uniner_build_data(args: argparse.Namespace) -> dict:
@@ -222,7 +333,78 @@ def cmd_uniner_evaluate(args: argparse.Namespace) -> dict:
     if model is None:  # the student trained by `nerlib uniner train`, else the untuned student
         trained = _run_dir(args, "uniner_train", own=False)
         model = str(trained) if trained.is_dir() and any(trained.glob("*.json")) else None
+    if args.eval_file or args.dataset:  # any evaluation file, or a BIO dataset converted to one
+        fn = library_function("nerlib.uniner.eval_data", "evaluate_student", "uniner evaluate")
+        return fn(model, eval_file=args.eval_file, dataset=args.dataset, split=args.split, labels=args.labels,
+                  limit=args.limit, max_new_tokens=_profile(args).uniner.max_new_tokens,
+                  out_dir=_run_dir(args, "uniner_eval"), profile=_profile(args))
+    if args.labels:
+        raise CLIError("--labels goes with --dataset")
     return fn(_profile(args), model=model, out_dir=_run_dir(args, "uniner_eval"))
+
+
+def _texts(args: argparse.Namespace) -> list[str]:
+    fn = library_function("nerlib.uniner.extract", "input_texts", "uniner extract")
+    try:
+        return fn(args.text, args.input)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+
+
+def cmd_uniner_extract(args: argparse.Namespace) -> JsonLines:
+    fn = library_function("nerlib.uniner.extract", "extract_texts", "uniner extract")
+    texts = _texts(args)
+    return JsonLines(fn(args.model, args.types, texts, max_new_tokens=args.max_new_tokens,
+                        max_passage_tokens=args.max_passage_tokens))
+
+
+def cmd_uniner_export(args: argparse.Namespace) -> dict:
+    fn = library_function("nerlib.uniner.export", "export_model", "uniner export")
+    scores = library_function("nerlib.modelcard", "scores_from_file", "uniner export")(args.scores) if args.scores else None
+    return fn(args.model, args.out, base=args.base, scores=scores, push_to=args.push_to_hub, profile=args.profile)
+
+
+def cmd_uniner_make_eval(args: argparse.Namespace) -> dict:
+    fn = library_function("nerlib.uniner.eval_data", "make_eval", "uniner make-eval")
+    quirk = {"official": True, "exact": False, "auto": None}[args.golds]
+    return fn(args.dataset, args.out, split=args.split, labels=args.labels, limit=args.limit, official_quirk=quirk)
+
+
+def cmd_msd_tag(args: argparse.Namespace) -> JsonLines:
+    fn = library_function("nerlib.msd.tag", "tag_texts", "msd tag")
+    return JsonLines(fn(args.model, _texts(args)))
+
+
+def cmd_msd_export(args: argparse.Namespace) -> dict:
+    fn = library_function("nerlib.msd.export", "export_model", "msd export")
+    scores = library_function("nerlib.modelcard", "scores_from_file", "msd export")(args.scores) if args.scores else None
+    return fn(args.run, args.out, scores=scores, push_to=args.push_to_hub)
+
+
+def cmd_msd_evaluate(args: argparse.Namespace) -> dict:
+    fn = library_function("nerlib.msd.tag", "evaluate_dataset", "msd evaluate")
+    result = fn(args.model, args.dataset, split=args.split, limit=args.limit)
+    if args.out_dir:
+        (_run_dir(args, "msd_evaluate") / "scores.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _msd_data(args: argparse.Namespace, settings):
+    """The profile's MSD settings with ``--source`` / ``--target`` (registry names or data folders) applied."""
+    changes = {}
+    if getattr(args, "source", None):
+        changes["source"] = args.source
+    if getattr(args, "target", None):
+        changes["targets"] = tuple(args.target)
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def _write_run(args: argparse.Namespace, model, run: dict, step: str) -> str | None:
+    """With ``--out-dir``: the trained model as a run folder (``nerlib msd tag|export --model/--run DIR``)."""
+    if not getattr(args, "out_dir", None):
+        return None
+    fn = library_function("nerlib.msd.export", "write_run_folder", f"msd {step}")
+    return str(fn(model, {**run, "profile": _profile(args).name}, _run_dir(args, step)))
 
 
 def _msd_scores(model, settings, names: Sequence[str]) -> dict:
@@ -239,6 +421,13 @@ def _msd_scores(model, settings, names: Sequence[str]) -> dict:
     return scores
 
 
+def _check_msd(settings, targets: Sequence[str], train: bool = True) -> None:
+    """Budget, datasets and label overlap of an MSD command, before any training (see nerlib.msd.checks)."""
+    from nerlib.msd.checks import check_msd
+
+    check_msd(settings, targets, train=train)
+
+
 def _run_summary(run: dict) -> dict:
     """A trained MSD run's record without its long per-step log."""
     return {k: v for k, v in run.items() if k not in ("log", "settings")}
@@ -247,9 +436,12 @@ def _run_summary(run: dict) -> dict:
 def cmd_msd_train_teacher(args: argparse.Namespace) -> dict:
     fn = library_function("nerlib.msd.train", "cached_teacher", "msd train-teacher")
     prof = _profile(args)
-    s = prof.msd
+    s = _msd_data(args, prof.msd)
+    _check_msd(s, s.targets if not args.no_eval else [])
     model, run = fn(s, multi_exit=not args.single_exit, seed=prof.seed, progress=True)
     result = {"teacher": _run_summary(run)}
+    if args.out_dir:
+        result["run_dir"] = _write_run(args, model, run, "msd_teacher")
     if not args.no_eval:
         result["test"] = _msd_scores(model, s, [s.source, *s.targets])
     return result
@@ -258,12 +450,17 @@ def cmd_msd_train_teacher(args: argparse.Namespace) -> dict:
 def cmd_msd_train_student(args: argparse.Namespace) -> dict:
     fn = library_function("nerlib.msd.train", "cached_student", "msd train-student")
     prof = _profile(args)
-    s = prof.msd
-    targets = args.target or list(s.targets)
+    s = _msd_data(args, prof.msd)
+    targets = list(s.targets)
+    _check_msd(s, targets)  # every target, before the first teacher trains
     result = {}
     for target in targets:
         model, run = fn(s, target, variant=args.variant, seed=prof.seed, progress=True)
         result[target] = {"student": _run_summary(run)}
+        if args.out_dir:  # one target: the folder itself; several: one sub-folder per target
+            sub = argparse.Namespace(**{**vars(args), "out_dir": args.out_dir if len(targets) == 1 else
+                                        str(Path(args.out_dir) / Path(target).name)})
+            result[target]["run_dir"] = _write_run(sub, model, run, "msd_student")
         if not args.no_eval:
             result[target]["test"] = _msd_scores(model, s, [target])[target]
     return {"variant": args.variant, "targets": result}
@@ -271,6 +468,8 @@ def cmd_msd_train_student(args: argparse.Namespace) -> dict:
 
 def cmd_msd_ablation(args: argparse.Namespace) -> dict:
     fn = library_function("nerlib.msd.ablation", "run_ablation", "msd ablation")
+    prof = _profile(args)
+    _check_msd(prof.msd, args.target or prof.msd.targets)
     out = _run_dir(args, "msd_ablation")
     table = fn(_profile(args), targets=args.target, seeds=args.seeds, rows=args.rows or MSD_ROWS, out_dir=out,
                progress=True, max_cells=args.max_cells)
@@ -286,6 +485,8 @@ def cmd_msd_ablation(args: argparse.Namespace) -> dict:
 
 def cmd_msd_tsne(args: argparse.Namespace) -> dict:
     fn = library_function("nerlib.msd.tsne", "run_tsne", "msd tsne")
+    if args.target:
+        _check_msd(_profile(args).msd, [args.target], train=False)
     return fn(_profile(args), target=args.target, out_dir=_run_dir(args, "msd_tsne"), progress=True)
 
 
@@ -303,7 +504,7 @@ def _progress(items: Sequence[str], desc: str):
 
 def _common(p: argparse.ArgumentParser, out_dir: bool = False) -> None:
     p.add_argument("--profile", choices=config.PROFILES, help="profile to use (default: $NERLIB_PROFILE)")
-    p.add_argument("--seed", type=int, help="override the profile's seed")
+    p.add_argument("--seed", type=seed_int, help="override the profile's seed")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON result to FILE")
     if out_dir:
         p.add_argument("--out-dir", metavar="DIR", help="where artefacts go (default: <cache>/runs/<profile>/<step>)")
@@ -342,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("show", help="labels and a few sentences of a dataset", description="Show a dataset.")
     p.add_argument("name", help="dataset name, e.g. conll2003_en or crossner_ai")
     p.add_argument("--split", default="validation", help="train, validation or test (default: validation)")
-    p.add_argument("--limit", type=int, default=3, help="number of sentences to show (default: 3)")
+    p.add_argument("--limit", type=non_negative_int, default=3, help="number of sentences to show (default: 3)")
     _common(p)
     p.set_defaults(func=cmd_data_show)
 
@@ -355,6 +556,25 @@ def build_parser() -> argparse.ArgumentParser:
         ("evaluate", "zero-shot evaluation on CrossNER", cmd_uniner_evaluate),
     ):
         p = usub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        if name == "annotate":
+            p.add_argument("--input", metavar="FILE", help="passages to annotate: plain text (one per line) or JSONL "
+                           "with a \"text\" field (default: the profile's recorded passages and teacher)")
+            p.add_argument("--teacher", metavar="MODEL", help="model name at --base-url (with --input)")
+            p.add_argument("--base-url", metavar="URL", help="OpenAI-compatible API root, e.g. "
+                           "https://api.openai.com/v1, http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 "
+                           "(Ollama)")
+            p.add_argument("--api-key-env", metavar="NAME", help="environment variable holding the API key "
+                           "(default: OPENAI_API_KEY, optional for local servers); the key is never printed or saved")
+            p.add_argument("--max-requests", type=non_negative_int, metavar="N",
+                           help="send at most N requests (cached answers are free)")
+            p.add_argument("--max-cost", type=positive_float, metavar="USD",
+                           help="send no new request once this much is spent (needs --price-in/--price-out)")
+            p.add_argument("--price-in", type=positive_float, metavar="USD", help="price per 1,000 input tokens")
+            p.add_argument("--price-out", type=positive_float, metavar="USD", help="price per 1,000 output tokens")
+            p.add_argument("--workers", type=positive_int, default=4, metavar="N",
+                           help="concurrent requests (default: 4)")
+            p.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
+                           help="deadline of one request attempt in seconds (default: 120)")
         if name == "build-data":
             p.add_argument("--annotations", help="annotations JSONL (default: the output of `uniner annotate`)")
         if name == "train":
@@ -365,8 +585,53 @@ def build_parser() -> argparse.ArgumentParser:
                 "--model", help="trained folder or model name (default: the output of `uniner train`, else the "
                 "untuned student)"
             )
+            p.add_argument("--eval-file", metavar="FILE", help="any file in the official UniversalNER format "
+                           "(e.g. from `uniner make-eval`) instead of the profile's CrossNER domains")
+            p.add_argument("--dataset", metavar="NAME_OR_PATH", help="a BIO dataset (registry name, JSONL/CoNLL "
+                           "file or folder) converted to questions on the fly")
+            p.add_argument("--split", default="test", help="split of --dataset (default: test)")
+            p.add_argument("--labels", metavar="MAP", help="natural names of --dataset's types: "
+                           "Restaurant_Name=restaurant name,... (default: registry names, else underscores as spaces)")
+            p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N passages")
         _common(p, out_dir=True)
         p.set_defaults(func=func)
+
+    p = usub.add_parser("extract", help="extract entities of any types from raw text (JSON lines with offsets)",
+                        description="Extract entities of the given types from raw text with a trained student; "
+                        "prints one JSON object per text with character offsets.")
+    p.add_argument("--model", required=True, help="trained folder (LoRA adapter or exported model) or model name")
+    p.add_argument("--types", required=True, help='entity types in natural language, e.g. "person,organization"')
+    p.add_argument("--text", help="the text")
+    p.add_argument("--input", metavar="FILE", help="texts: one per line, or JSONL with a \"text\" field")
+    p.add_argument("--max-new-tokens", type=positive_int, default=64, metavar="N", help="answer budget per type")
+    p.add_argument("--max-passage-tokens", type=positive_int, default=256, metavar="N",
+                   help="longer texts are cut into windows of at most N tokens (default: 256)")
+    _common(p)
+    p.set_defaults(func=cmd_uniner_extract)
+    p = usub.add_parser("export", help="merge a LoRA student into a plain causal LM folder with a model card",
+                        description="Export a trained student as an AutoModelForCausalLM folder (LoRA merged).")
+    p.add_argument("--model", required=True, help="trained folder (LoRA adapter or full model)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
+    p.add_argument("--base", help="base model of the adapter (default: the one its adapter_config.json names)")
+    p.add_argument("--push-to-hub", metavar="REPO", help="also upload to the hub as REPO (private; needs a token)")
+    p.add_argument("--scores", metavar="FILE", help="an evaluate command's JSON (-o FILE) for the card's score table")
+    _common(p)
+    p.set_defaults(func=cmd_uniner_export)
+    p = usub.add_parser("make-eval", help="write an evaluation file in the official format from a BIO dataset",
+                        description="Write UniversalNER evaluation records (one per passage and type) from a BIO "
+                        "dataset, with the registry's natural-language type names.")
+    p.add_argument("--dataset", required=True, metavar="NAME_OR_PATH", help="registry name or JSONL/CoNLL file/folder")
+    p.add_argument("--split", default="test", help="train, validation or test (default: test)")
+    p.add_argument("-o", "--out", dest="out", required=True, metavar="FILE", help="the JSONL file to write")
+    p.add_argument("--labels", metavar="MAP", help="natural names: RAW=name,... (overrides the registry)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N sentences")
+    p.add_argument("--golds", choices=("auto", "official", "exact"), default="auto",
+                   help="official: drop sentence-final entities as the official CrossNER files do; exact: keep "
+                   "them; auto (default): official for the five CrossNER datasets, exact elsewhere")
+    p.add_argument("--profile", choices=config.PROFILES, help="profile to use (default: $NERLIB_PROFILE)")
+    p.add_argument("--seed", type=seed_int, help="override the profile's seed")
+    p.add_argument("--output", metavar="FILE", help="also write the JSON summary to FILE (-o is the eval file)")
+    p.set_defaults(func=cmd_uniner_make_eval)
 
     msd = sub.add_parser("msd", help="MSD pipeline", description="MSD: mixture of short-channel distillers.")
     ssub = msd.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -382,22 +647,55 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train-student":
             p.add_argument("--target", action="append", help="target dataset (repeatable; default: the profile's)")
             p.add_argument("--variant", default="MSD", choices=MSD_VARIANTS, help="which components (default: MSD)")
+        if name == "train-teacher":
+            p.add_argument("--target", action="append", help="target dataset to evaluate on, registry name or data "
+                           "folder (repeatable; default: the profile's)")
         if name in ("train-teacher", "train-student"):
             p.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation")
+            p.add_argument("--source", metavar="NAME_OR_DIR", help="labelled source dataset: registry name or data "
+                           "folder with train/validation/test files (default: the profile's msd.source)")
         if name == "ablation":
             p.add_argument("--target", action="append", help="target dataset (repeatable; default: the profile's)")
-            p.add_argument("--max-cells", type=int, help="stop after this many new runs (resumable; a time budget)")
+            p.add_argument("--max-cells", type=non_negative_int,
+                           help="stop after this many new runs (resumable; a time budget)")
             p.add_argument("--rows", nargs="+", choices=MSD_ROWS, metavar="ROW",
                            help=f"rows of the table (default: all of {', '.join(MSD_ROWS)})")
-            p.add_argument("--seeds", nargs="+", type=int, help="seeds to average (default: the profile's)")
+            p.add_argument("--seeds", nargs="+", type=seed_int, help="seeds to average (default: the profile's)")
         if name != "tsne":
             for field, kind in MSD_BUDGET.items():
-                p.add_argument("--" + field.replace("_", "-"), type=kind, metavar="N" if kind is int else "X",
+                p.add_argument("--" + field.replace("_", "-"), metavar="N" if kind is int else "X",
+                               type=MSD_BUDGET_TYPES.get(field, positive_int),
                                help=f"override the profile's msd.{field}")
         if name == "tsne":
             p.add_argument("--target", help="target dataset (default: the profile's first target)")
         _common(p, out_dir=True)
         p.set_defaults(func=func)
+
+    p = ssub.add_parser("tag", help="tag raw text with a trained model (JSON lines with offsets)",
+                        description="Tag raw text (split into CoNLL-style words) with a run folder or an exported "
+                        "model; prints one JSON object per text.")
+    p.add_argument("--model", required=True, help="run folder (train-teacher/train-student --out-dir) or export")
+    p.add_argument("--text", help="the text")
+    p.add_argument("--input", metavar="FILE", help="texts: one per line, or JSONL with a \"text\" field")
+    _common(p)
+    p.set_defaults(func=cmd_msd_tag)
+    p = ssub.add_parser("export", help="the last exit as an AutoModelForTokenClassification folder",
+                        description="Export a run's last exit as a standard token-classification model with a card.")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run folder (train-teacher/train-student --out-dir)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
+    p.add_argument("--push-to-hub", metavar="REPO", help="also upload to the hub as REPO (private; needs a token)")
+    p.add_argument("--scores", metavar="FILE", help="an evaluate command's JSON (-o FILE) for the card's score table")
+    _common(p)
+    p.set_defaults(func=cmd_msd_export)
+    p = ssub.add_parser("evaluate", help="strict and partial F1 per type on any BIO dataset",
+                        description="Score a run folder or exported model on a BIO dataset whose types are the "
+                        "model's.")
+    p.add_argument("--model", required=True, help="run folder or exported model")
+    p.add_argument("--dataset", required=True, metavar="NAME_OR_PATH", help="registry name or JSONL/CoNLL file/folder")
+    p.add_argument("--split", default="test", help="train, validation or test (default: test)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N sentences")
+    _common(p, out_dir=True)
+    p.set_defaults(func=cmd_msd_evaluate)
     return parser
 
 
@@ -405,6 +703,34 @@ def _version() -> str:
     from nerlib import __version__
 
     return __version__
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Checks made before a command does any work: every ``NERLIB_*`` setting, and that ``--output`` and
+    ``--out-dir`` can be written (a file where a folder should be is one clear error, not a late traceback)."""
+    config.check_settings()
+    output = getattr(args, "output", None)
+    if output:
+        path = Path(output).expanduser()
+        if path.is_dir():
+            raise CLIError(f"--output {output}: is a folder; give a file name")
+        config.writable_dir(path.parent, f"--output {output}")
+    out_dir = getattr(args, "out_dir", None)
+    if out_dir:
+        config.writable_dir(out_dir, f"--out-dir {out_dir}")
+
+
+def _one_line(err: BaseException) -> str:
+    """An error as one line: OSError's ``[Errno N] text: 'path'`` keeps its text and path."""
+    if isinstance(err, OSError) and err.strerror and type(err).__str__ is OSError.__str__:
+        where = f": {err.filename}" if err.filename else ""
+        return f"{err.strerror}{where}"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings from library code, printed as ``nerlib: warning: ...`` on stderr (no source line)."""
+    print(f"nerlib: warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -415,15 +741,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "profile", None):
             os.environ[config.PROFILE_ENV] = args.profile  # library code that calls get_profile() agrees with us
-        result = args.func(args)
-        emit(result, getattr(args, "output", None))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            preflight(args)
+            result = args.func(args)
+            emit(result, getattr(args, "output", None))
     except CLIError as err:
         print(f"nerlib: error: {err}", file=sys.stderr)
         return err.exit_code
-    except (FileNotFoundError, ValueError) as err:  # bad input; library messages name the file, line and field
+    # Bad input and an unusable environment: library messages name the file, line, field or setting. OSError
+    # covers missing files, unwritable folders and an unreachable hub. TypeError and other exceptions are bugs
+    # and keep their traceback.
+    except (OSError, ValueError) as err:
         if os.environ.get("NERLIB_DEBUG") == "1":
             raise
-        print(f"nerlib: error: {err}", file=sys.stderr)
+        print(f"nerlib: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         if saved is None:

@@ -6,7 +6,9 @@ Read in this order:
 * :mod:`nerlib.msd.losses`: teacher loss, distillation loss, the multi-kernel MMD and the final student objective;
 * :mod:`nerlib.msd.train`: teacher and student training, seqeval evaluation, model selection, the run cache;
 * :mod:`nerlib.msd.ablation`: the ablation grid and its paper-shaped table;
-* :mod:`nerlib.msd.tsne`: [CLS] features across languages, t-SNE and the numbers that go with it.
+* :mod:`nerlib.msd.tsne`: [CLS] features across languages, t-SNE and the numbers that go with it;
+* :mod:`nerlib.msd.tag`: tagging raw text (CoNLL-style words, character offsets) and scoring on any BIO dataset;
+* :mod:`nerlib.msd.export`: the last exit as a standard ``AutoModelForTokenClassification`` folder with a card.
 
 :mod:`nerlib.msd.tiny` builds tiny random encoders for tests. Submodules are imported on demand (torch is heavy).
 """
