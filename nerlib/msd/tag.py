@@ -24,6 +24,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
+from nerlib.msd.train import repair_iob2  # the decoding convention of training and evaluation
+
 _ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "Sr", "Sra", "Srta", "Jr", "Inc", "Ltd", "Co", "Corp",
                   "vs", "etc", "Gen", "Gov", "Sen", "Rep", "Mt", "Av", "Avda", "Dña", "Dª", "Ud", "Uds")
 _WORD = re.compile(
@@ -53,23 +55,6 @@ def split_sentences(words: Sequence[str], max_words: int = 128) -> list[tuple[in
             start = i + 1
     if start < len(words):
         out.append((start, len(words)))
-    return out
-
-
-def repair_iob2(tags: Sequence[str]) -> list[str]:
-    """An ``I-X`` that does not continue an ``X`` entity becomes ``B-X`` (as ``nerlib.msd.train`` decodes)."""
-    try:
-        from nerlib.msd.train import repair_iob2 as shared
-    except ImportError:  # pragma: no cover - the shared function is the reference
-        shared = None
-    if shared is not None:
-        return list(shared(tags))
-    out, previous = [], "O"
-    for tag in tags:
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            tag = "B-" + tag[2:]
-        out.append(tag)
-        previous = tag
     return out
 
 
