@@ -89,9 +89,11 @@ def card_text(info: dict, labels: list[str], scores: dict | None = None) -> str:
     return model_card(
         title=f"MSD {role}: cross-lingual NER ({', '.join(types)})", base_model=base,
         licence="other", datasets=data, tags=["token-classification", "msd", "cross-lingual"],
-        summary=("A token classifier distilled with MSD (mixture of short-channel distillers, Ma et al., EMNLP "
-                 "2022) and exported from its last exit. The licence is `other`: the model inherits the "
-                 f"research-only terms of its training data ({'; '.join(licences)})."),
+        summary=(("A token classifier distilled on unlabelled target-language text with MSD" if role == "student"
+                  else "The source-language teacher of MSD, fine-tuned on labelled text")
+                 + " (mixture of short-channel distillers, Ma et al., EMNLP 2022), exported from its last exit. "
+                 "The licence is `other`: the model inherits the research-only terms of its training data "
+                 f"({'; '.join(licences)})."),
         training=training, usage=usage, scores=scores, pipeline_tag="token-classification")
 
 
