@@ -16,8 +16,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "uniner_make_eval"
+from uniner_common import provenance, write
 
 
 def _key(record: dict) -> tuple:
@@ -54,16 +53,18 @@ def main() -> None:
     if not root.is_dir():
         raise SystemExit("set NERLIB_DATA_DIR to the data folder holding uniner_eval/")
     rows = [compare(name, root / f"{fname}.jsonl") for name, fname in OFFICIAL_IDS.items()]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.with_suffix(".json").write_text(json.dumps({"rows": rows}, indent=1, ensure_ascii=False) + "\n")
-    md = ["| dataset | official records | ours | official-only / ours-only (quirk) | official-only / ours-only "
+    md = ["# `uniner make-eval` against the official CrossNER evaluation files", "",
+          "Records (passage, type, gold list as a multiset) built from the CrossNER test splits in the data folder, "
+          "compared with the official files: with the official converter's quirk (entities ending on a sentence's "
+          "last token dropped; the default for these five datasets) and with every entity kept.", "",
+          "| dataset | official records | ours | official-only / ours-only (quirk) | official-only / ours-only "
           "(every entity) | official lines reproduced |", "|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['dataset']} | {r['official_records']} | {r['official_quirk_records']} | "
                   f"{r['official_quirk_official_only']} / {r['official_quirk_ours_only']} | "
                   f"{r['exact_official_only']} / {r['exact_ours_only']} | "
                   f"{r['official_lines_reproduced']} / {r['official_records']} |")
-    RESULTS.with_suffix(".md").write_text("\n".join(md) + "\n")
+    write("uniner_make_eval", {"provenance": provenance("data"), "rows": rows}, "\n".join(md))
     print("\n".join(md))
 
 
