@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def teacher(url, **kw):
-    defaults = dict(max_workers=1, timeout=0.3, max_retries=3, backoff=0.01, max_backoff=1.0)
+    # A generous deadline: a loaded CI machine must not turn ordinary replies into timeouts (and retries that the
+    # request counts below would see). Tests of the deadline pass their own.
+    defaults = dict(max_workers=1, timeout=5.0, max_retries=3, backoff=0.01, max_backoff=1.0)
     return OpenAITeacher("test-model", base_url=url, **{**defaults, **kw})
 
 
@@ -35,7 +37,7 @@ def test_answers_in_order_with_usage():
 def test_retries_429_500_timeout_and_malformed_bodies():
     script = ["429", "500", "slow", "malformed", "nochoices", "ok"]
     with FakeServer(script) as srv:
-        (result,) = teacher(srv.url, max_retries=5).annotate(["passage number 7"], progress=False)
+        (result,) = teacher(srv.url, max_retries=5, timeout=0.3).annotate(["passage number 7"], progress=False)  # "slow" = 0.6 s
     assert result.ok and result.content == answer_for("passage number 7")
     assert len(srv.requests) == 6  # five failures, then the answer
 
