@@ -128,6 +128,32 @@ def show_results(pattern: str, folder: Path | None = None) -> None:
         print(text)
 
 
+def source_markdown(obj) -> str:
+    """The source of a ``nerlib`` function or class as a fenced Python block, headed by where it lives.
+
+    Chapters display the code they teach with :func:`show_source`, so the book and the library cannot disagree."""
+    import inspect
+
+    if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)):
+        raise TypeError(f"show_source takes a function or class, got {type(obj).__name__}")
+    module = inspect.getmodule(obj)
+    name = getattr(obj, "__qualname__", obj.__name__)
+    where = f"{module.__name__}.{name}" if module else name
+    code = inspect.getsource(obj).rstrip()
+    return f"`{where}`\n\n```python\n{code}\n```"
+
+
+def show_source(*objs) -> None:
+    """Display the source of each function or class in ``objs`` (rendered as code in a notebook)."""
+    text = "\n\n".join(source_markdown(o) for o in objs)
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+    except ImportError:
+        print(text)
+
+
 # One row per chapter: the notebook file and the title used in the book.
 CHAPTERS: tuple[tuple[str, str], ...] = (
     ("ch01_entities_and_scores", "1. Entities and scores"),

@@ -98,3 +98,14 @@ def test_notebook_text_has_no_control_characters():
                     at = source.index(ch)
                     bad.append(f"{path.name} cell {number}: {source[max(0, at - 15):at + 10]!r}")
     assert not bad, bad
+
+
+def test_source_markdown_shows_the_function_it_names():
+    from nerlib.course import source_markdown
+    from nerlib.runs import run_key
+
+    text = source_markdown(run_key)
+    assert text.startswith("`nerlib.runs.run_key`")
+    assert "```python\ndef run_key(" in text and text.endswith("```")
+    with pytest.raises(TypeError, match="function or class"):
+        source_markdown(42)
