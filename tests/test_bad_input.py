@@ -333,7 +333,7 @@ def test_hub_without_network_or_data_folder_is_one_clear_line(tmp_path):
 
 
 def test_train_rejects_bad_examples_before_loading_a_model(tmp_path, monkeypatch, capsys):
-    import nerlib.uniner.train as T
+    import nerlib.uniner.pipeline as T
 
     monkeypatch.setenv("NERLIB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(T, "load_student", lambda *a, **k: pytest.fail("a model was loaded"))

@@ -249,11 +249,17 @@ def available() -> dict[str, bool]:
     return {name: importlib.util.find_spec(spec.module) is not None for name, spec in SPECS.items()}
 
 
-def load_tokenizer(name: str, **kwargs):
-    """``AutoTokenizer.from_pretrained(resolve(name), **kwargs)``."""
+def load_tokenizer(name: str, pad: bool = False, **kwargs):
+    """``AutoTokenizer.from_pretrained(resolve(name), **kwargs)``: a short name, hub name or folder.
+
+    ``pad=True`` makes sure there is a pad token, the EOS token when the tokenizer has none (causal LMs often lack
+    one; padded positions are masked, so which token fills them does not matter)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve(name), **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(resolve(name), **kwargs)
+    if pad and tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def describe():

@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from nerlib.uniner.records import InstructionExample, Query, RecordError, json_lines, record_id, require, string_list
+from nerlib.data.io import json_records
+from nerlib.uniner.records import (
+    InstructionExample, Query, RecordError, record_id, require, require_passage, string_list,
+)
 
 #: Types that carry no information; annotations with them are dropped (after normalisation).
 CATCH_ALL_TYPES = frozenset(
@@ -301,14 +304,12 @@ def read_annotations(path: str | Path, missing_mentions: str = "drop") -> list[A
     """
     if missing_mentions not in ("drop", "error"):
         raise ValueError(f"missing_mentions must be 'drop' or 'error', got {missing_mentions!r}")
+    path = Path(path)
     out = []
     dropped, first = 0, ""
-    for where, d in json_lines(path):
-        if not isinstance(d, dict):
-            raise RecordError(f"{where}: expected a JSON object, got {type(d).__name__}")
-        passage = require(d, "passage", str, where)
-        if not passage.strip():
-            raise RecordError(f"{where}: passage: empty passage")
+    for n, d in json_records(path, blank_lines="skip"):
+        where = f"{path}:{n}"
+        passage = require_passage(d, where)
         raw = require(d, "entities", list, where)
         entities = []
         for i, pair in enumerate(raw):

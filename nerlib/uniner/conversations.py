@@ -26,12 +26,15 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from pathlib import Path
-
-from nerlib.uniner.records import InstructionExample, Query, write_examples
+from nerlib.uniner.records import InstructionExample, Query
 
 SYSTEM = "A virtual assistant answers questions from a user based on the provided text."
 READ_REPLY = "I've read this text."
+#: The first user turn of the official template, before the passage.
+PASSAGE_PREFIX = "Text: "
+#: The per-type question of the official template (training, inference and the evaluation files).
+QUESTION = "What describes {entity_type} in the text?"
+_QUESTION_HEAD, _QUESTION_TAIL = QUESTION.split("{entity_type}")
 USER = "USER"
 ASSISTANT = "ASSISTANT"
 IGNORE_INDEX = -100
@@ -53,13 +56,21 @@ def first_user_turn(passage: str, dataset: str | None = None) -> str:
     """``Text: {passage}``, or the dataset-specific ``Dataset: {name} \\n Text: {passage}`` (paper, Fig. 3:
     the dataset name, a newline with a space either side, then the passage) for supervised data."""
     if dataset:
-        return f"Dataset: {dataset} \n Text: {passage}"
-    return f"Text: {passage}"
+        return f"Dataset: {dataset} \n {PASSAGE_PREFIX}{passage}"
+    return f"{PASSAGE_PREFIX}{passage}"
 
 
 def question(entity_type: str) -> str:
     """The per-type question of the official template."""
-    return f"What describes {entity_type} in the text?"
+    return QUESTION.format(entity_type=entity_type)
+
+
+def parse_question(text: str) -> str | None:
+    """The entity type asked by a :func:`question` text, or ``None`` when ``text`` is not one."""
+    if text.startswith(_QUESTION_HEAD) and text.endswith(_QUESTION_TAIL):
+        entity_type = text[len(_QUESTION_HEAD): len(text) - len(_QUESTION_TAIL)]
+        return entity_type or None
+    return None
 
 
 def format_answer(mentions: Sequence[Any]) -> str:
@@ -301,23 +312,6 @@ class ConversationDataset:
         return {"input_ids": enc.input_ids, "attention_mask": [1] * len(enc.input_ids), "labels": enc.labels}
 
 
-def build_training_data(profile: Any, out_dir: str | Path) -> dict:
-    """Command-line step ``nerlib uniner build-data``: write the profile's training mixture (teacher passages,
-    negatives, supervised sets) to ``<out_dir>/train.jsonl`` and summarise it."""
-    from nerlib.uniner.train import build_training_examples
-
-    examples = build_training_examples(profile.uniner, seed=profile.seed)
-    path = write_examples(examples, Path(out_dir) / "train.jsonl")
-    queries = [q for ex in examples for q in ex.queries]
-    return {
-        "path": str(path),
-        "passages": len(examples),
-        "queries": len(queries),
-        "empty_answers": sum(not q.answers for q in queries),
-        "dataset_specific": sum(ex.dataset is not None for ex in examples),
-    }
-
-
 def assistant_texts(input_ids: Sequence[int], labels: Sequence[int], tokenizer: Any) -> list[str]:
     """Decode each run of labelled tokens: what the loss is computed on (for showing and testing the mask)."""
     runs: list[list[int]] = []
@@ -334,9 +328,10 @@ def assistant_texts(input_ids: Sequence[int], labels: Sequence[int], tokenizer: 
 
 __all__ = [
     "ALL_IN_ONE_QUESTION", "ASSISTANT", "ConversationDataset", "ConversationStats", "EncodedConversation",
-    "IGNORE_INDEX", "Query", "READ_REPLY", "SYSTEM", "Segment", "USER", "all_in_one_example",
-    "all_in_one_segments", "answer_text", "assistant_texts", "build_training_data", "conversation_segments", "encode_all_in_one",
-    "encode_example", "eos_string", "first_user_turn", "format_answer", "inference_prompt",
-    "leading_special_ids", "prefix_segments", "prefix_text", "query_order", "question", "question_text",
+    "IGNORE_INDEX", "PASSAGE_PREFIX", "QUESTION", "Query", "READ_REPLY", "SYSTEM", "Segment", "USER",
+    "all_in_one_example", "all_in_one_segments", "answer_text", "assistant_texts", "conversation_segments",
+    "encode_all_in_one", "encode_example", "eos_string", "first_user_turn", "format_answer", "inference_prompt",
+    "leading_special_ids", "parse_question", "prefix_segments", "prefix_text", "query_order", "question",
+    "question_text",
     "render", "tokenize_segments",
 ]

@@ -29,24 +29,24 @@ order) and the same gold lists as multisets, except for two conversion quirks of
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from nerlib.data.tags import bio_to_spans
+from nerlib.uniner.conversations import READ_REPLY, first_user_turn, parse_question, question
 
-PASSAGE_PREFIX = "Text: "
-READ_REPLY = "I've read this text."
-QUESTION = "What describes {type} in the text?"
-# registry names whose official evaluation files exist (record ids follow the official file names)
-OFFICIAL_IDS = {
-    "crossner_ai": "CrossNER_AI",
-    "crossner_literature": "CrossNER_literature",
-    "crossner_music": "CrossNER_music",
-    "crossner_politics": "CrossNER_politics",
-    "crossner_science": "CrossNER_science",
+#: The CrossNER domains of the zero-shot benchmark and the names of their official files (``<name>.jsonl``).
+DOMAIN_FILES = {
+    "ai": "CrossNER_AI",
+    "literature": "CrossNER_literature",
+    "music": "CrossNER_music",
+    "politics": "CrossNER_politics",
+    "science": "CrossNER_science",
 }
+#: Registry names whose official evaluation files exist (record ids follow the official file names).
+OFFICIAL_IDS = {f"crossner_{domain}": name for domain, name in DOMAIN_FILES.items()}
+
+
 def default_natural(raw: str) -> str:
     """The natural-language name of a raw type without a registry entry: underscores become spaces
     (``Restaurant_Name`` -> ``Restaurant Name``)."""
@@ -101,9 +101,9 @@ def eval_record(record_id: str, passage: str, entity_type: str, mentions: Sequen
     return {
         "id": record_id,
         "conversations": [
-            {"from": "human", "value": PASSAGE_PREFIX + passage},
+            {"from": "human", "value": first_user_turn(passage)},
             {"from": "gpt", "value": READ_REPLY},
-            {"from": "human", "value": QUESTION.format(type=entity_type)},
+            {"from": "human", "value": question(entity_type)},
             {"from": "gpt", "value": json.dumps(list(mentions))},
         ],
     }
@@ -167,90 +167,13 @@ def make_eval(
     records = eval_records_from_dataset(dataset, split, labels, limit, official_quirk)
     path = write_eval_file(records, out)
     passages = {r["conversations"][0]["value"] for r in records}
-    types = sorted({r["conversations"][2]["value"][len("What describes "):-len(" in the text?")] for r in records})
+    types = sorted({parse_question(r["conversations"][2]["value"]) for r in records})
     return {"dataset": dataset, "split": split, "file": str(path), "records": len(records),
             "distinct_passages": len(passages), "types": types,
             "non_empty_golds": sum(r["conversations"][3]["value"] != "[]" for r in records)}
 
 
-def score_per_type(passages: Sequence[Any], predictions: dict[str, str]) -> dict:
-    """Strict and partial precision/recall/F1 (percent) over all queries and for each entity type."""
-    from nerlib.metrics import score_answers
-    from nerlib.uniner.evaluate import score
-
-    def percent(golds: list[str], preds: list[str]) -> dict:
-        out = {}
-        for prefix, partial in (("", False), ("partial_", True)):
-            r = score_answers(golds, preds, partial=partial)
-            out.update({prefix + k: round(100 * r[k], 2) for k in ("precision", "recall", "f1")})
-        return out
-
-    by_type: dict[str, tuple[list[str], list[str]]] = {}
-    for p in passages:
-        for q in p.queries:
-            golds, preds = by_type.setdefault(q.entity_type, ([], []))
-            golds.append(q.gold)
-            preds.append(predictions[q.id])
-    overall = score(passages, predictions)
-    for k in ("precision", "recall", "f1", "partial_precision", "partial_recall", "partial_f1"):
-        overall[k] = round(100 * overall[k], 2)
-    overall["per_type"] = {t: {**percent(g, p), "queries": len(g)} for t, (g, p) in sorted(by_type.items())}
-    return overall
-
-
-def evaluate_student(
-    model: str | Path | None = None,
-    eval_file: str | Path | None = None,
-    dataset: str | None = None,
-    split: str = "test",
-    labels: dict[str, str] | str | None = None,
-    limit: int | None = None,
-    max_new_tokens: int = 64,
-    out_dir: str | Path | None = None,
-    profile: Any = None,
-    progress: bool = True,
-) -> dict:
-    """Command-line entry (``nerlib uniner evaluate --eval-file FILE | --dataset NAME_OR_PATH``): a trained
-    student (adapter or exported folder, or a model name; default the profile's untuned student) on any file in
-    the official format or on a BIO dataset converted with :func:`eval_records_from_dataset`. ``limit`` keeps
-    the first N passages. Predictions are cached in ``out_dir`` (a rerun resumes)."""
-    from nerlib.uniner.evaluate import predict, read_eval_file
-    from nerlib.uniner.extract import Extractor
-
-    if (eval_file is None) == (dataset is None):
-        raise ValueError("give exactly one of --eval-file or --dataset")
-    if isinstance(labels, str):
-        labels = parse_label_map(labels)
-    if dataset is not None:
-        records = eval_records_from_dataset(dataset, split, labels, limit)
-        target = Path(out_dir) / "eval_file.jsonl" if out_dir else Path(tempfile_path())
-        eval_file = write_eval_file(records, target)
-    elif labels:
-        raise ValueError("--labels goes with --dataset (an evaluation file already names its types)")
-    passages = read_eval_file(eval_file, limit)
-    if model is None:
-        from nerlib.config import get_profile
-
-        model = (profile or get_profile()).uniner.student
-    extractor = Extractor.from_pretrained(model)
-    cache = Path(out_dir) / "predictions.jsonl" if out_dir else None
-    preds = predict(extractor.model, extractor.tokenizer, passages, max_new_tokens, cache=cache, progress=progress)
-    result = {"model": str(model), "eval_file": str(eval_file),
-              **({"dataset": dataset, "split": split} if dataset else {}), **score_per_type(passages, preds)}
-    if out_dir:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "scores.json").write_text(json.dumps(result, indent=2))
-    return result
-
-
-def tempfile_path() -> str:
-    """A fresh temporary file name (the converted evaluation file when no output folder is given)."""
-    handle, name = tempfile.mkstemp(suffix=".jsonl", prefix="nerlib-eval-")
-    os.close(handle)
-    return name
-
-
 __all__ = [
-    "OFFICIAL_IDS", "default_natural", "eval_record", "eval_records_from_dataset", "evaluate_student",
-    "gold_mentions", "make_eval", "parse_label_map", "read_bio", "score_per_type", "write_eval_file",
+    "DOMAIN_FILES", "OFFICIAL_IDS", "default_natural", "eval_record", "eval_records_from_dataset", "gold_mentions", "make_eval",
+    "parse_label_map", "read_bio", "write_eval_file",
 ]

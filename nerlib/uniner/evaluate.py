@@ -8,31 +8,29 @@ official script: parse each answer up to the first ``]``, normalise, micro F1 ov
 (:func:`nerlib.metrics.score_answers`). Answers that are not a JSON list count as empty and are counted as
 parse failures. ``limit`` keeps the first N passages of each domain.
 
-Predictions can be written to a JSONL file as they are made: a second run with the same file skips the passages
-already answered (long benchmark runs resume).
+Predictions can be written to a JSONL file as they are made (a :class:`nerlib.runs.AppendLog`): a second run
+with the same file skips the passages already answered (long benchmark runs resume).
+
+The pipeline steps that load or train a model and then evaluate it (``nerlib uniner evaluate``, the chapters'
+``evaluate_base`` and ``train_and_evaluate``) are in :mod:`nerlib.uniner.pipeline`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from nerlib.config import data_dir
-from nerlib.data.io import end_with_newline
-from nerlib.uniner.records import json_lines
+from nerlib.data.io import json_records
+from nerlib.runs import AppendLog
+from nerlib.uniner.conversations import PASSAGE_PREFIX, parse_question
+from nerlib.uniner.eval_data import DOMAIN_FILES, eval_records_from_dataset, write_eval_file
 
-DOMAIN_FILES = {
-    "ai": "CrossNER_AI",
-    "literature": "CrossNER_literature",
-    "music": "CrossNER_music",
-    "politics": "CrossNER_politics",
-    "science": "CrossNER_science",
-}
-_QUESTION = re.compile(r"^What describes (.+) in the text\?$")
+#: The CrossNER domains of the zero-shot benchmark, in the paper's order.
+DOMAINS: tuple[str, ...] = tuple(DOMAIN_FILES)
 
 
 @dataclass
@@ -64,7 +62,7 @@ def eval_file(domain: str) -> Path:
     from nerlib.config import cache_dir
 
     if domain not in DOMAIN_FILES:
-        raise ValueError(f"unknown CrossNER domain {domain!r}; choose from {', '.join(DOMAIN_FILES)}")
+        raise ValueError(f"unknown CrossNER domain {domain!r}; choose from {', '.join(DOMAINS)}")
     root = data_dir()
     if root is not None:
         official = root / "uniner_eval" / f"{DOMAIN_FILES[domain]}.jsonl"
@@ -73,8 +71,6 @@ def eval_file(domain: str) -> Path:
     source = "hub" if root is None else "data-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
     path = cache_dir() / "uniner" / "eval" / source / f"{DOMAIN_FILES[domain]}.jsonl"
     if not path.exists():
-        from nerlib.uniner.eval_data import eval_records_from_dataset, write_eval_file
-
         records = eval_records_from_dataset(f"crossner_{domain}", split="test")
         partial = write_eval_file(records, path.with_name(path.name + ".partial"))
         partial.replace(path)  # a run cut off while writing never leaves a half file behind
@@ -92,15 +88,15 @@ def parse_record(record: Any, where: str) -> tuple[str, EvalQuery]:
         if not isinstance(turn, dict) or turn.get("from") != role or not isinstance(turn.get("value"), str):
             raise ValueError(f"{where}: conversations[{i}] must be {{'from': {role!r}, 'value': str}}")
     text = turns[0]["value"]
-    if not text.startswith("Text: "):
-        raise ValueError(f"{where}: conversations[0].value must start with 'Text: '")
-    match = _QUESTION.match(turns[2]["value"])
-    if not match:
+    if not text.startswith(PASSAGE_PREFIX):
+        raise ValueError(f"{where}: conversations[0].value must start with {PASSAGE_PREFIX!r}")
+    entity_type = parse_question(turns[2]["value"])
+    if entity_type is None:
         raise ValueError(f"{where}: conversations[2].value is not 'What describes <type> in the text?'")
     rid = record.get("id", where)
     if isinstance(rid, bool) or not isinstance(rid, (str, int)):
         raise ValueError(f"{where}: id: expected a string, got {rid!r:.40}")
-    return text[len("Text: "):], EvalQuery(str(rid), match.group(1), turns[3]["value"])
+    return text[len(PASSAGE_PREFIX):], EvalQuery(str(rid), entity_type, turns[3]["value"])
 
 
 def read_eval_file(path: str | Path, limit: int | None = None) -> list[EvalPassage]:
@@ -124,7 +120,7 @@ def read_eval_file(path: str | Path, limit: int | None = None) -> list[EvalPassa
             raise ValueError(f"{path}: expected a JSON array of records")
         records = [(f"{path}: record {i}", r) for i, r in enumerate(array, 1)]
     else:
-        records = list(json_lines(path))
+        records = [(f"{path}:{n}", r) for n, r in json_records(path, blank_lines="skip")]
     groups: dict[str, EvalPassage] = {}
     seen: dict[str, str] = {}  # record id -> where it was first seen
     for where, record in records:
@@ -140,16 +136,10 @@ def read_eval_file(path: str | Path, limit: int | None = None) -> list[EvalPassa
     return list(groups.values())
 
 
-def _read_cache(path: Path | None) -> dict[str, str]:
-    if path is None or not path.exists():
-        return {}
-    out = {}
-    # append-only: a cut-off last line (an interrupted run) is skipped and its passage answered again
-    for where, d in json_lines(path, truncated_tail="skip"):
-        if not (isinstance(d, dict) and isinstance(d.get("id"), str) and isinstance(d.get("prediction"), str)):
-            raise ValueError(f"{where}: not a prediction record (expected {{'id': str, 'prediction': str}})")
-        out[d["id"]] = d["prediction"]
-    return out
+def _check_prediction(record: Any, where: str) -> None:
+    if not (isinstance(record, dict) and isinstance(record.get("id"), str)
+            and isinstance(record.get("prediction"), str)):
+        raise ValueError(f"{where}: not a prediction record (expected {{'id': str, 'prediction': str}})")
 
 
 def predict(
@@ -169,11 +159,9 @@ def predict(
 
     from nerlib.uniner.infer import answer
 
-    cache = Path(cache) if cache is not None else None
-    done = _read_cache(cache)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        end_with_newline(cache)  # a cut-off last line must not swallow the next record appended
+    log = AppendLog(cache, check=_check_prediction) if cache is not None else None
+    # a cut-off last line (an interrupted run) is skipped with a warning and its passage answered again
+    done = {r["id"]: r["prediction"] for r in log} if log is not None else {}
     for p in tqdm(passages, desc="passages", disable=not progress):
         todo = [q for q in p.queries if q.id not in done]
         if not todo:
@@ -182,10 +170,8 @@ def predict(
                          max_new_tokens=max_new_tokens, eos=eos, variant=variant)
         for q, a in zip(todo, answers):
             done[q.id] = a
-        if cache is not None:
-            with cache.open("a", encoding="utf-8") as f:
-                for q, a in zip(todo, answers):
-                    f.write(json.dumps({"id": q.id, "prediction": a}, ensure_ascii=False) + "\n")
+        if log is not None:
+            log.append(*({"id": q.id, "prediction": a} for q, a in zip(todo, answers)))
     return done
 
 
@@ -216,10 +202,34 @@ def score(passages: Sequence[EvalPassage], predictions: dict[str, str]) -> dict:
     }
 
 
+def score_per_type(passages: Sequence[EvalPassage], predictions: dict[str, str]) -> dict:
+    """Strict and partial precision/recall/F1 (percent) over all queries and for each entity type."""
+    from nerlib.metrics import score_answers
+
+    def percent(golds: list[str], preds: list[str]) -> dict:
+        out = {}
+        for prefix, partial in (("", False), ("partial_", True)):
+            r = score_answers(golds, preds, partial=partial)
+            out.update({prefix + k: round(100 * r[k], 2) for k in ("precision", "recall", "f1")})
+        return out
+
+    by_type: dict[str, tuple[list[str], list[str]]] = {}
+    for p in passages:
+        for q in p.queries:
+            golds, preds = by_type.setdefault(q.entity_type, ([], []))
+            golds.append(q.gold)
+            preds.append(predictions[q.id])
+    overall = score(passages, predictions)
+    for k in ("precision", "recall", "f1", "partial_precision", "partial_recall", "partial_f1"):
+        overall[k] = round(100 * overall[k], 2)
+    overall["per_type"] = {t: {**percent(g, p), "queries": len(g)} for t, (g, p) in sorted(by_type.items())}
+    return overall
+
+
 def evaluate_domains(
     model: Any,
     tokenizer: Any,
-    domains: Sequence[str] = tuple(DOMAIN_FILES),
+    domains: Sequence[str] = DOMAINS,
     limit: int | None = None,
     max_new_tokens: int = 64,
     shared_prefix: bool = True,
@@ -248,80 +258,7 @@ def evaluate_domains(
     return table.round(2)
 
 
-def evaluate(profile: Any = None, model: str | None = None, out_dir: str | Path | None = None) -> dict:
-    """Command-line entry (``nerlib uniner evaluate``): evaluate a trained folder (LoRA adapter or full model)
-    or, when ``model`` is a model name or omitted, the profile's untuned student, on the profile's domains."""
-    from nerlib.config import get_profile
-    from nerlib.uniner.train import load_student, load_trained, ready_for_inference
-
-    profile = profile or get_profile()
-    u = profile.uniner
-    if model and Path(model).is_dir():  # a trained folder: LoRA adapter or full model (on the library's device)
-        lm, tok = load_trained(model, u.student)
-    else:
-        lm, tok = load_student(model or u.student, lora=False)
-        lm = ready_for_inference(lm)
-    table = evaluate_domains(lm, tok, u.eval_domains, u.eval_passages_per_domain, u.max_new_tokens,
-                             cache_dir=Path(out_dir) / "predictions" if out_dir else None)
-    result = {"model": model or u.student, "table": table.reset_index().to_dict(orient="records")}
-    if out_dir:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "scores.json").write_text(json.dumps(result, indent=2))
-    return result
-
-
-def evaluate_base(
-    profile: Any,
-    domains: Sequence[str] | None = None,
-    limit: int | None = -1,
-    progress: bool = True,
-    model: str | None = None,
-) -> "Any":
-    """The untuned student (``model`` or the profile's) on the profile's domains (predictions cached, so the
-    chapters and benchmarks that share a setting reuse them)."""
-    from nerlib.config import cache_dir
-    from nerlib.uniner.train import load_student, ready_for_inference
-
-    u = profile.uniner
-    name = model or u.student
-    lm, tok = load_student(name, lora=False)
-    lm = ready_for_inference(lm)  # the library's device (nerlib.device), inference dtype
-    limit = u.eval_passages_per_domain if limit == -1 else limit
-    folder = cache_dir() / "uniner" / "predictions" / f"base-{Path(name).name}-{u.max_new_tokens}-{limit}"
-    return evaluate_domains(lm, tok, domains or u.eval_domains, limit, u.max_new_tokens, cache_dir=folder,
-                            progress=progress)
-
-
-def train_and_evaluate(
-    profile: Any,
-    settings: Any = None,
-    name: str = "student",
-    examples: Sequence[Any] | None = None,
-    domains: Sequence[str] | None = None,
-    limit: int | None = -1,
-    variant: str = "per_type",
-    progress: bool = True,
-) -> tuple["Any", dict]:
-    """Train (or load the cached) student for ``settings`` (default ``profile.uniner``) on ``examples`` (default:
-    the settings' training mixture) and evaluate it zero-shot. Returns (per-domain table, training record).
-    Both the trained model and its predictions are cached under ``$NERLIB_CACHE_DIR/uniner``."""
-    from nerlib.config import cache_dir
-    from nerlib.uniner.train import build_training_examples, train_or_load
-
-    settings = settings or profile.uniner
-    if examples is None:
-        examples = build_training_examples(settings, seed=profile.seed, progress=progress)
-    model, tok, record = train_or_load(profile, examples, name=name, variant=variant, settings=settings,
-                                       progress=progress)
-    limit = settings.eval_passages_per_domain if limit == -1 else limit
-    folder = cache_dir() / "uniner" / "predictions" / f"{name}-{record['key']}-{variant}-{settings.max_new_tokens}-{limit}"
-    new_tokens = settings.max_new_tokens if variant == "per_type" else 4 * settings.max_new_tokens
-    table = evaluate_domains(model, tok, domains or settings.eval_domains, limit, new_tokens,
-                             cache_dir=folder, progress=progress, variant=variant)
-    return table, record
-
-
 __all__ = [
-    "DOMAIN_FILES", "EvalPassage", "EvalQuery", "eval_file", "evaluate", "evaluate_base", "evaluate_domains",
-    "parse_record", "predict", "read_eval_file", "score", "train_and_evaluate",
+    "DOMAINS", "DOMAIN_FILES", "EvalPassage", "EvalQuery", "eval_file", "evaluate_domains", "parse_record", "predict",
+    "read_eval_file", "score", "score_per_type",
 ]

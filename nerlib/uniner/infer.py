@@ -10,7 +10,9 @@ decoding gives the same answers (tested); only the work differs.
 
 Generation stops at the end-of-sequence token, at the first token containing ``]`` (the answer list is closed;
 the official parser reads up to the first ``]`` anyway, and runaway lists were the only parse failures we saw),
-or after ``max_new_tokens``.
+or after ``max_new_tokens``. One question at a time decodes with ``model.generate`` (:func:`generate_answer`, the
+``]`` stop as a stopping criterion); all questions of a passage at once use our own batch decoder
+(:func:`greedy_continue_batch`), which ``generate`` cannot do from a shared prefix cache.
 """
 
 from __future__ import annotations
@@ -86,31 +88,53 @@ def check_length(model: Any, prompt_tokens: int, max_new_tokens: int, max_length
         )
 
 
+@functools.lru_cache(maxsize=1)
+def _stop_at_class() -> type:
+    from transformers import StoppingCriteria
+
+    class StopAt(StoppingCriteria):
+        """Stop once the last generated token is one of ``ids`` (the token itself is kept)."""
+
+        def __init__(self, ids: frozenset[int]) -> None:
+            self.ids = torch.tensor(sorted(ids))
+
+        def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+            return torch.isin(input_ids[:, -1], self.ids.to(input_ids.device))
+
+    return StopAt
+
+
 @torch.no_grad()
-def greedy_continue(
+def generate_answer(
     model: Any,
     input_ids: Sequence[int],
-    past_key_values: Any,
     max_new_tokens: int,
     end_ids: frozenset[int],
     bracket_ids: frozenset[int] = frozenset(),
+    past_key_values: Any = None,
 ) -> list[int]:
-    """Feed ``input_ids`` after the cached tokens, then pick the most likely token until a stop; returns the new
-    ids (without the end token). ``past_key_values`` is extended in place."""
-    device = model.device
-    ids = torch.tensor([list(input_ids)], device=device)
-    out: list[int] = []
-    for _ in range(max_new_tokens):
-        result = model(input_ids=ids, past_key_values=past_key_values, use_cache=True)
-        past_key_values = result.past_key_values
-        nxt = int(result.logits[0, -1].argmax())
-        if nxt in end_ids:
-            break
-        out.append(nxt)
-        if nxt in bracket_ids:
-            break
-        ids = torch.tensor([[nxt]], device=device)
-    return out
+    """Greedy ``model.generate`` of one answer: the new ids, without the end token, stopping after a bracket id
+    (kept) or ``max_new_tokens``. ``past_key_values`` may hold the first tokens of ``input_ids`` already (a copy of
+    a passage's prefix cache); it is extended in place. Sampling, beams and penalties are off whatever the model's
+    generation config says, so the answer is the plain argmax decoding :func:`greedy_continue_batch` computes."""
+    from transformers import StoppingCriteriaList
+
+    ids = torch.tensor([list(input_ids)], device=model.device)
+    ends = sorted(end_ids)
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        past_key_values=past_key_values,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        repetition_penalty=1.0,
+        eos_token_id=ends or None,
+        pad_token_id=ends[0] if ends else 0,
+        stopping_criteria=StoppingCriteriaList([_stop_at_class()(bracket_ids)]) if bracket_ids else None,
+    )
+    new = out[0, ids.shape[1]:].tolist()
+    return new[:-1] if new and new[-1] in end_ids else new
 
 
 def new_cache(model: Any) -> Any:
@@ -145,7 +169,7 @@ def answer_per_query(
     answers = []
     for t, suffix in zip(entity_types, enc.suffixes):
         check_length(model, len(enc.prefix) + len(suffix), max_new_tokens, max_length, f"passage {passage[:40]!r}")
-        ids = greedy_continue(model, enc.prefix + suffix, new_cache(model), max_new_tokens, ends, brackets)
+        ids = generate_answer(model, enc.prefix + suffix, max_new_tokens, ends, brackets)
         answers.append(decode_answer(tokenizer, ids))
     return answers
 
@@ -173,7 +197,7 @@ def greedy_continue_batch(
 ) -> list[list[int]]:
     """All questions of a passage at once: the prefix cache is repeated once per question, the questions are
     right-padded, and each row keeps its own positions (``position_ids``) and mask, so every row computes what
-    :func:`greedy_continue` computes for it alone; the rows decode in lock-step until all have stopped."""
+    :func:`generate_answer` computes for it alone; the rows decode in lock-step until all have stopped."""
     k = len(suffixes)
     device = model.device
     cache = copy.deepcopy(prefix_cache)
@@ -245,8 +269,8 @@ def answer_shared_prefix(
                                     brackets, pad)
         return [decode_answer(tokenizer, i) for i in ids]
     return [
-        decode_answer(tokenizer, greedy_continue(model, suffix, copy.deepcopy(prefix_cache), max_new_tokens,
-                                                 ends, brackets))
+        decode_answer(tokenizer, generate_answer(model, enc.prefix + suffix, max_new_tokens, ends, brackets,
+                                                 past_key_values=copy.deepcopy(prefix_cache)))
         for suffix in enc.suffixes
     ]
 
@@ -290,7 +314,7 @@ def answer_all_in_one(
     suffix = tokenize_segments([Segment(q, False)], tokenizer, leading_specials=False)[0]
     check_length(model, len(prefix) + len(suffix), max_new_tokens, max_length, f"passage {passage[:40]!r}")
     ends, _ = stop_ids(tokenizer, eos, at_bracket=False)
-    text = decode_answer(tokenizer, greedy_continue(model, prefix + suffix, new_cache(model), max_new_tokens, ends))
+    text = decode_answer(tokenizer, generate_answer(model, prefix + suffix, max_new_tokens, ends))
     pairs, ok = parse_pairs(text)
     if not ok:
         return [text] * len(entity_types)
@@ -315,6 +339,6 @@ def answer(
 
 __all__ = [
     "EncodedPrompt", "PromptTooLong", "answer", "answer_all_in_one", "answer_per_query", "parse_pairs", "answer_shared_prefix", "check_length",
-    "decode_answer", "encode_prefix", "encode_prompts", "greedy_continue", "greedy_continue_batch", "new_cache",
+    "decode_answer", "encode_prefix", "encode_prompts", "generate_answer", "greedy_continue_batch", "new_cache",
     "stop_ids",
 ]

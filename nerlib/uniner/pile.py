@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from nerlib.config import data_dir, hub_unavailable
+from nerlib.data.io import json_records
 from nerlib.uniner.annotations import Annotation
-from nerlib.uniner.records import InstructionExample, Query, json_lines
+from nerlib.uniner.conversations import PASSAGE_PREFIX, parse_question
+from nerlib.uniner.records import InstructionExample, Query
 from nerlib.uniner.teacher import ReplayTeacher
 
 LOCAL_NAME = "pile_ner_type"
@@ -53,7 +55,8 @@ def read_slimer(path: str | Path, limit: int | None = None) -> list[Annotation]:
     """
     path = Path(path)
     docs: dict[str, dict[str, Any]] = {}
-    for where, rec in json_lines(path):
+    for n, rec in json_records(path, blank_lines="skip"):
+        where = f"{path}:{n}"
         if not isinstance(rec, dict):
             raise ValueError(f"{where}: expected a JSON object")
         for name in _FIELDS:
@@ -133,16 +136,15 @@ def parse_conversation(record: dict, where: str = "record") -> Annotation:
     """One Pile-NER-type conversation (``Text: ...`` / ``I've read this text.`` / ``What describes T in the
     text?`` / ``["m1", ...]`` ...) as an annotation: mentions per type, empty answers as ``empty_types``."""
     turns = _turns(record, where)
-    if not turns[0].startswith("Text: "):
-        raise ValueError(f"{where}: first turn should start with 'Text: ', got {turns[0][:40]!r}")
-    passage = turns[0][len("Text: "):]
+    if not turns[0].startswith(PASSAGE_PREFIX):
+        raise ValueError(f"{where}: first turn should start with {PASSAGE_PREFIX!r}, got {turns[0][:40]!r}")
+    passage = turns[0][len(PASSAGE_PREFIX):]
     entities: list[tuple[str, str]] = []
     empty: list[str] = []
     for q, a in zip(turns[2::2], turns[3::2]):
-        prefix, suffix = "What describes ", " in the text?"
-        if not (q.startswith(prefix) and q.endswith(suffix)):
+        entity_type = parse_question(q)
+        if entity_type is None:
             raise ValueError(f"{where}: unexpected question {q[:60]!r}")
-        entity_type = q[len(prefix): -len(suffix)]
         try:
             answers = json.loads(a)
         except json.JSONDecodeError:

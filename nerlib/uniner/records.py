@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
+
+from nerlib.data.io import json_records
 
 
 @dataclass
@@ -37,11 +39,7 @@ class InstructionExample:
         ``passage`` a non-empty string, ``queries`` a list of ``{"entity_type": str, "answers": [str, ...]}``,
         ``dataset`` a string or null, ``id`` a string (a number is accepted and turned into text).
         """
-        if not isinstance(d, dict):
-            raise RecordError(f"{where}: expected a JSON object, got {type(d).__name__}")
-        passage = require(d, "passage", str, where)
-        if not passage.strip():
-            raise RecordError(f"{where}: passage: empty passage")
+        passage = require_passage(d, where)
         raw_queries = require(d, "queries", list, where)
         queries = []
         for i, q in enumerate(raw_queries):
@@ -83,6 +81,17 @@ def require(d: dict, key: str, kind: type, where: str, prefix: str = "") -> Any:
     return value
 
 
+def require_passage(d: Any, where: str) -> str:
+    """The non-empty ``passage`` of a JSON-object record (instruction examples and annotations share this shape);
+    anything else is a :class:`RecordError` naming ``where`` and the field."""
+    if not isinstance(d, dict):
+        raise RecordError(f"{where}: expected a JSON object, got {type(d).__name__}")
+    passage = require(d, "passage", str, where)
+    if not passage.strip():
+        raise RecordError(f"{where}: passage: empty passage")
+    return passage
+
+
 def string_list(value: Any, where: str, name: str) -> list[str]:
     """``value`` as a list of strings: a JSON list whose items are all strings (a bare string is an error, not a
     list of its characters)."""
@@ -114,17 +123,7 @@ def write_examples(examples: Iterable[InstructionExample], path: str | Path) -> 
     return path
 
 
-def json_lines(path: str | Path, truncated_tail: str = "error") -> Iterator[tuple[str, Any]]:
-    """Yield ``(where, record)`` for every non-blank line of a JSONL file, ``where`` being ``"file:line"`` for the
-    caller's error messages. Reads through :func:`nerlib.data.io.json_records` (lines end at ``"\n"`` only, BOM
-    dropped, non-UTF-8 and invalid JSON raise naming the file and line; ``truncated_tail="skip"`` for caches)."""
-    from nerlib.data.io import json_records
-
-    path = Path(path)
-    for lineno, record in json_records(path, blank_lines="skip", truncated_tail=truncated_tail):
-        yield f"{path}:{lineno}", record
-
-
 def read_examples(path: str | Path) -> list[InstructionExample]:
     """Read examples written by :func:`write_examples`; errors name the file and line."""
-    return [InstructionExample.from_dict(d, where=where) for where, d in json_lines(path)]
+    path = Path(path)
+    return [InstructionExample.from_dict(d, where=f"{path}:{n}") for n, d in json_records(path, blank_lines="skip")]

@@ -9,73 +9,42 @@ checkpointing from the profile).
 Device and precision follow the library's rule (:mod:`nerlib.device`): CUDA, else MPS, else the CPU
 (``$NERLIB_DEVICE`` overrides); where a profile allows mixed precision (``bf16=True``, the gpu profile) the device
 picks it: bf16 on Ampere and newer GPUs, fp16 with a loss scaler on older ones (a T4), fp32 on a CPU or MPS. Mixed
-precision trains fp32 master weights under autocast. Models loaded for inference (:func:`load_trained`, the cached
-path of :func:`train_or_load`, :func:`ready_for_inference`) go to the same device.
+precision trains fp32 master weights under autocast. Models loaded for inference (:func:`load_trained`,
+:func:`ready_for_inference`) go to the same device.
 
-Several GPUs: the same code runs under ``accelerate`` (``Trainer`` picks up the distributed environment)::
+The training steps are in :mod:`nerlib.uniner.pipeline`: ``train_or_load`` (the chapters: cached by
+:func:`run_key`, checkpoints every :data:`SAVE_STEPS` steps, resumes by itself after an interruption) and ``train``
+(``nerlib uniner train``; ``--resume`` continues from the newest checkpoint). Several GPUs: the same code runs
+under ``accelerate`` (``Trainer`` picks up the distributed environment)::
 
-    accelerate launch --num_processes 4 -m nerlib.uniner.train --examples train.jsonl --output-dir runs/uniner
-    accelerate launch --config_file fsdp.yaml -m nerlib.uniner.train --examples train.jsonl --output-dir runs/uniner
+    accelerate launch --num_processes 4 -m nerlib.uniner.pipeline --examples train.jsonl --output-dir runs/uniner
+    accelerate launch --config_file fsdp.yaml -m nerlib.uniner.pipeline --examples train.jsonl --output-dir runs/uniner
 
 (DDP by default; FSDP through an accelerate config file with ``distributed_type: FSDP``). This course's machines
 have no GPU; the same DDP path runs on CPU processes (gloo), which the tests use to check it::
 
-    ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 -m nerlib.uniner.train ...
+    ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 -m nerlib.uniner.pipeline ...
 
-FSDP and bf16 on several GPUs are untested here. Checkpoints are written every ``save_steps`` and
-``--resume`` (or ``resume=True``) continues from the newest one in the output folder; :func:`train_or_load` (the
-chapters) checkpoints every :data:`SAVE_STEPS` steps and resumes by itself after an interruption.
+FSDP and bf16 on several GPUs are untested here.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import inspect
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from nerlib.config import Profile, UniNERSettings, cache_dir, get_profile, set_seed
+from nerlib import models
+from nerlib.config import UniNERSettings
 from nerlib.device import Precision, get_device, precision_for
+from nerlib.runs import run_key as _run_key
 from nerlib.uniner.conversations import ConversationDataset
-from nerlib.uniner.records import InstructionExample, read_examples
-
-#: Attention and MLP projections of llama, gemma, qwen and mistral style decoders.
-DECODER_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-KNOWN_DECODERS = ("llama", "gemma", "gemma2", "gemma3", "gemma3_text", "qwen2", "qwen3", "mistral", "phi3", "smollm3")
-
-
-def lora_target_modules(model: Any) -> list[str]:
-    """LoRA targets: the attention and MLP projections of a known decoder family, otherwise every linear layer
-    inside the decoder blocks (never the LM head or embeddings)."""
-    import torch
-
-    names = {name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)}
-    model_type = getattr(model.config, "model_type", "")
-    if model_type in KNOWN_DECODERS or set(DECODER_PROJECTIONS) <= names:
-        found = [n for n in DECODER_PROJECTIONS if n in names]
-        if found:
-            return found
-    names.discard("lm_head")
-    if not names:
-        raise ValueError(f"no linear layers found in a {model_type or type(model).__name__} model for LoRA")
-    return sorted(names)
-
-
-def load_tokenizer(path: str) -> Any:
-    """The student's tokenizer, with a pad token (its EOS when it has none: padding is masked anyway)."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
-
+from nerlib.uniner.records import InstructionExample
 
 def load_student(
     name: str,
@@ -89,10 +58,8 @@ def load_student(
     """Load a causal LM (offline short name, hub name or folder) and wrap it in LoRA when ``lora``."""
     from transformers import AutoModelForCausalLM
 
-    from nerlib import models
-
     path = models.resolve(name)
-    tokenizer = load_tokenizer(path)
+    tokenizer = models.load_tokenizer(path, pad=True)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype) if dtype else AutoModelForCausalLM.from_pretrained(path)
     return prepare_model(model, lora, lora_r, lora_alpha, lora_dropout, gradient_checkpointing), tokenizer
 
@@ -105,7 +72,9 @@ def prepare_model(
     lora_dropout: float = 0.05,
     gradient_checkpointing: bool = False,
 ) -> Any:
-    """Turn off the generation cache for training; add LoRA adapters (alpha defaults to 2r) when ``lora``."""
+    """Turn off the generation cache for training; add LoRA adapters (alpha defaults to 2r) when ``lora``, on every
+    linear layer of the decoder blocks (peft's ``"all-linear"``: the attention and MLP projections of llama, gemma
+    and qwen students; never the LM head)."""
     model.config.use_cache = False
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -118,7 +87,7 @@ def prepare_model(
         r=lora_r,
         lora_alpha=lora_alpha or 2 * lora_r,
         lora_dropout=lora_dropout,
-        target_modules=lora_target_modules(model),
+        target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
@@ -280,7 +249,7 @@ def fit(
 
     ``resume``: ``True`` continues from the newest ``checkpoint-*`` in ``output_dir``, a path from that one.
     ``callbacks``: extra ``TrainerCallback`` objects."""
-    from transformers import Trainer
+    from transformers import Trainer, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     set_seed(seed)
@@ -323,22 +292,7 @@ def fit(
     )
 
 
-# ------------------------------------------------------------------------------------------- cached training
-
-
-def build_training_examples(
-    settings: UniNERSettings, seed: int = 42, progress: bool = True
-) -> list[InstructionExample]:
-    """The profile's training mixture: ``settings.max_passages`` recorded teacher passages (Pile-NER-type), their
-    negatives (``negative_sampling``, ``negatives_per_passage``) and the supervised sets through the
-    dataset-specific template (``supervised_datasets``; pass ``()`` for teacher data only)."""
-    from nerlib.uniner.pile import load_pile_ner_type
-    from nerlib.uniner.supervised import instruction_mixture
-
-    source = "pile_ner_type" if settings.teacher_data == "pile_ner_type" else settings.teacher_data
-    annotations = load_pile_ner_type(source, limit=settings.max_passages)
-    return instruction_mixture(annotations, settings, seed=seed, progress=progress)
-
+# ------------------------------------------------------------------------------------------- cached students
 
 
 def examples_fingerprint(examples: Sequence[InstructionExample]) -> str:
@@ -356,17 +310,13 @@ def run_key(settings: UniNERSettings, examples: Sequence[InstructionExample], se
         for k, v in dataclasses.asdict(settings).items()
         if k not in ("eval_domains", "eval_passages_per_domain", "max_new_tokens", "teacher")
     }
-    blob = json.dumps({"settings": keep, "data": examples_fingerprint(examples), "seed": seed, "variant": variant},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return _run_key(length=16, settings=keep, data=examples_fingerprint(examples), seed=seed, variant=variant)
 
 
 def load_trained(folder: str | Path, base: str | None = None, device: Any = None) -> tuple[Any, Any]:
     """Load a trained student for inference: a LoRA adapter folder (over its base model) or a full model, on
     ``device`` (default :func:`nerlib.device.get_device`; see :func:`ready_for_inference`)."""
     from transformers import AutoModelForCausalLM
-
-    from nerlib import models
 
     folder = Path(folder)
     if (folder / "adapter_config.json").exists():
@@ -375,99 +325,9 @@ def load_trained(folder: str | Path, base: str | None = None, device: Any = None
         base = base or json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
         path = models.resolve(base)
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), str(folder))
-        tokenizer = load_tokenizer(str(folder) if (folder / "tokenizer_config.json").exists() else path)
+        tokenizer = models.load_tokenizer(str(folder) if (folder / "tokenizer_config.json").exists() else path,
+                                          pad=True)
     else:
         model = AutoModelForCausalLM.from_pretrained(str(folder))
-        tokenizer = load_tokenizer(str(folder))
+        tokenizer = models.load_tokenizer(str(folder), pad=True)
     return ready_for_inference(model, device), tokenizer
-
-
-def train_or_load(
-    profile: Profile,
-    examples: Sequence[InstructionExample],
-    name: str = "student",
-    variant: str = "per_type",
-    settings: UniNERSettings | None = None,
-    progress: bool = True,
-    save_steps: int | None = SAVE_STEPS,
-) -> tuple[Any, Any, dict]:
-    """Train the profile's student on ``examples`` once and cache it under ``$NERLIB_CACHE_DIR/uniner/<name>-<key>``
-    (the key hashes settings, data and seed); later calls, and later chapters, load the cached model.
-
-    While training, a checkpoint is written every ``save_steps`` steps into that folder; a call that finds
-    checkpoints but no finished model (the previous run was interrupted: a Colab disconnect, a killed kernel)
-    continues from the newest one. The checkpoints are removed once the model is saved.
-
-    Returns (model ready for inference on the library's device, tokenizer, the training record with ``cached``
-    telling which happened and ``resumed_from`` the checkpoint a resumed run started from)."""
-    import shutil
-
-    settings = settings or profile.uniner
-    key = run_key(settings, examples, profile.seed, variant)
-    folder = cache_dir() / "uniner" / f"{name}-{key}"
-    record_path = folder / "train_result.json"
-    device = get_device()
-    if record_path.exists():
-        model, tokenizer = load_trained(folder, settings.student, device)
-        return model, tokenizer, {**json.loads(record_path.read_text()), "cached": True}
-    precision = training_precision(settings, device)
-    set_seed(profile.seed)  # LoRA's initial weights too depend on the seed only (a resumed run starts alike)
-    model, tokenizer = load_student(
-        settings.student, settings.lora, settings.lora_r, dtype=training_dtype(precision),
-        gradient_checkpointing=settings.gradient_checkpointing,
-    )
-    resume = any(folder.glob("checkpoint-*"))
-    result = fit(model, tokenizer, examples, folder, settings, seed=profile.seed, variant=variant, progress=progress,
-                 save_steps=save_steps, resume=resume, device=device)
-    record = {**result.to_dict(), "student": settings.student, "key": key}
-    record_path.write_text(json.dumps(record, indent=2))
-    for checkpoint in folder.glob("checkpoint-*"):
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    return ready_for_inference(model, device), tokenizer, {**record, "cached": False}
-
-
-def train(
-    profile: Profile | None = None,
-    out_dir: str | Path | None = None,
-    examples: Sequence[InstructionExample] | str | Path | None = None,
-    resume: bool = False,
-    save_steps: int | None = 100,
-) -> dict:
-    """Command-line entry (``nerlib uniner train``): train the profile's student on an examples JSONL file
-    (default ``<out_dir>/../uniner_data/train.jsonl``, written by ``nerlib uniner build-data``)."""
-    profile = profile or get_profile()
-    out_dir = Path(out_dir or cache_dir() / "runs" / "uniner_train")
-    if examples is None:
-        examples = out_dir.parent / "uniner_data" / "train.jsonl"
-    if isinstance(examples, (str, Path)):
-        if not Path(examples).exists():
-            raise FileNotFoundError(f"no training examples at {examples}: run `nerlib uniner build-data` first")
-        examples = read_examples(examples)
-    u = profile.uniner
-    set_seed(profile.seed)
-    model, tokenizer = load_student(u.student, u.lora, u.lora_r, dtype=training_dtype(training_precision(u)),
-                                    gradient_checkpointing=u.gradient_checkpointing)
-    result = fit(model, tokenizer, examples, out_dir, u, seed=profile.seed, save_steps=save_steps, resume=resume)
-    return {k: v for k, v in result.to_dict().items() if k != "log_history"}
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m nerlib.uniner.train`` (also under ``accelerate launch``)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--examples", required=True, help="instruction examples JSONL (nerlib.uniner.records)")
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--profile", default=None, help="smoke, small or gpu (default: $NERLIB_PROFILE)")
-    parser.add_argument("--save-steps", type=int, default=100)
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    parser.add_argument("--student", help="student model (short name, hub id or folder; default: the profile's)")
-    args = parser.parse_args(argv)
-    profile = get_profile(args.profile)
-    if args.student:
-        profile = profile.replace(uniner=dataclasses.replace(profile.uniner, student=args.student))
-    result = train(profile, args.output_dir, args.examples, args.resume, args.save_steps)
-    if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch every process gets here: print once
-        print(json.dumps(result, indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -134,3 +134,10 @@ def test_malformed_inputs():
 
     with pytest.raises(ValueError, match="eos"):
         conv.eos_string(NoEos())
+
+
+def test_question_is_written_once_and_parsed_back():
+    assert conv.parse_question(conv.question("programming language")) == "programming language"
+    assert conv.parse_question("What describes  in the text?") is None
+    assert conv.parse_question("Which persons are in the text?") is None
+    assert conv.first_user_turn("Ada wrote .") == conv.PASSAGE_PREFIX + "Ada wrote ."

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from uniner_tiny_lm import tiny_model, tiny_tokenizer
@@ -45,49 +43,30 @@ def test_shared_prefix_answers_equal_per_query_answers(seed):
         assert any(a for a in fast)  # a random model produces some text: the comparison is not vacuous
 
 
-def test_greedy_loop_matches_transformers_generate():
+def test_generation_stops_at_bracket_eos_and_budget():
     tok, model = tiny_tokenizer(), tiny_model(3)
     enc = infer.encode_prompts(tok, PASSAGES[1], ["location"])
     prompt = enc.prefix + enc.suffixes[0]
     ends, _ = infer.stop_ids(tok, at_bracket=False)
-    ours = infer.greedy_continue(model, prompt, infer.new_cache(model), 10, ends)
-    ref = model.generate(
-        torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-        max_new_tokens=10, do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )[0, len(prompt):].tolist()
-    if tok.eos_token_id in ref:
-        ref = ref[: ref.index(tok.eos_token_id)]
-    assert ours == ref and len(ours) > 0
+    free = infer.generate_answer(model, prompt, 10, ends)
+    assert len(free) == 10  # this random model says 10 tokens without an end: only the budget stopped it
+    i = next(i for i in range(2, len(free)) if free[i] not in free[:i])  # a token first said at step i
+    stop = frozenset([free[i]])
+    assert infer.generate_answer(model, prompt, 10, ends | stop) == free[:i]  # an end token is dropped
+    assert infer.generate_answer(model, prompt, 10, ends, stop) == free[: i + 1]  # a bracket token is kept
+    assert infer.generate_answer(model, prompt, 4, ends) == free[:4]
+    prefix_cache = infer.encode_prefix(model, enc.prefix)  # continuing from a passage's prefix cache: same ids
+    assert infer.generate_answer(model, prompt, 10, ends, past_key_values=prefix_cache) == free
 
 
-class ScriptedLM:
-    """A fake causal LM that emits a fixed sequence of tokens, one per call."""
-
-    def __init__(self, script, vocab):
-        self.script, self.vocab, self.calls = list(script), vocab, 0
-        self.config = SimpleNamespace(max_position_embeddings=64)
-        self.device = torch.device("cpu")
-
-    def __call__(self, input_ids, past_key_values=None, use_cache=True):
-        logits = torch.zeros(1, input_ids.shape[1], self.vocab)
-        logits[0, -1, self.script[self.calls]] = 1.0
-        self.calls += 1
-        return SimpleNamespace(logits=logits, past_key_values=past_key_values)
-
-
-def test_generation_stops_at_bracket_eos_and_budget():
-    tok = tiny_tokenizer()
-    ends, brackets = infer.stop_ids(tok)
-    open_id = tok.convert_tokens_to_ids("[")
-    close_id = tok.convert_tokens_to_ids("]")
-    word = tok("Paris", add_special_tokens=False)["input_ids"][0]
-    assert close_id in brackets and open_id not in brackets
-    model = ScriptedLM([open_id, word, close_id, word, word], len(tok))
-    assert infer.greedy_continue(model, [1], None, 10, ends, brackets) == [open_id, word, close_id]
-    model = ScriptedLM([open_id, word, tok.eos_token_id, word], len(tok))
-    assert infer.greedy_continue(model, [1], None, 10, ends, brackets) == [open_id, word]
-    model = ScriptedLM([word] * 10, len(tok))
-    assert infer.greedy_continue(model, [1], None, 4, ends, brackets) == [word] * 4
+def test_generation_ignores_the_models_sampling_settings():
+    tok, model = tiny_tokenizer(), tiny_model(3)
+    prompt = sum(infer.encode_prompts(tok, PASSAGES[0], ["person"]).suffixes, [])
+    ends, _ = infer.stop_ids(tok)
+    plain = infer.generate_answer(model, prompt, 8, ends)
+    model.generation_config.do_sample, model.generation_config.top_k = True, 5
+    model.generation_config.repetition_penalty = 5.0
+    assert infer.generate_answer(model, prompt, 8, ends) == plain
 
 
 def test_overlong_prompt_is_refused_with_a_clear_message():
@@ -104,7 +83,7 @@ def test_all_in_one_answers_are_split_back_per_type(monkeypatch):
         [("Obama", "person"), ("Paris", "city")], True)
     assert infer.parse_pairs("no list here") == ([], False)
     tok, model = tiny_tokenizer(), tiny_model(0)
-    monkeypatch.setattr(infer, "greedy_continue", lambda *a, **k: tok(
+    monkeypatch.setattr(infer, "generate_answer", lambda *a, **k: tok(
         ' [["Obama", "person"], ["Paris", "city"], ["Berlin", "city"]]', add_special_tokens=False)["input_ids"])
     out = infer.answer(model, tok, PASSAGES[0], ["city", "person", "company"], variant="all_in_one")
     assert out == ['["Paris", "Berlin"]', '["Obama"]', "[]"]

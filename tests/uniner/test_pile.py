@@ -141,7 +141,7 @@ def test_annotate_pipeline_step_with_replay(tmp_path, monkeypatch):
     from nerlib.config import get_profile
     from nerlib.uniner.annotations import read_annotations
     from nerlib.uniner.supervised import instruction_mixture
-    from nerlib.uniner.teacher import annotate
+    from nerlib.uniner.pipeline import annotate
 
     folder = tmp_path / "data" / "pile_ner_type"
     folder.mkdir(parents=True)

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from nerlib.uniner.supervised import check_not_held_out, sentence_to_example, supervised_examples
+from nerlib.config import get_profile
+from nerlib.uniner.supervised import (
+    check_not_held_out, held_out_names, sentence_to_example, supervised_examples,
+)
 
 NATURAL = {"PER": "person", "ORG": "organization", "LOC": "location", "MISC": "miscellaneous"}
 LABELS = ("LOC", "MISC", "ORG", "PER")
@@ -47,8 +50,12 @@ def test_held_out_data_is_refused(name):
 
 
 def test_training_sets_are_allowed():
-    for name in ("conll2003_en", "wikiann_en", "conll2002_es"):
-        check_not_held_out(name)
+    held_out = held_out_names()
+    for name in ("conll2003_en", "wikiann_en", "conll2002_es", "Universal-NER/Pile-NER-type"):
+        assert check_not_held_out(name) is None and name not in held_out
+    for profile in ("smoke", "small", "gpu"):  # every profile's supervised mixture passes the guard
+        datasets = get_profile(profile).uniner.supervised_datasets
+        assert datasets and all(check_not_held_out(name) is None for name in datasets)
 
 
 DATA = os.environ.get("NERLIB_DATA_DIR")

@@ -13,7 +13,8 @@ import time
 import pytest
 from fake_teacher_server import FakeServer, answer_for
 
-from nerlib.uniner.teacher import AnswerCache, OpenAITeacher, ReplayTeacher
+from nerlib.uniner.openai_teacher import OpenAITeacher
+from nerlib.uniner.teacher import AnswerCache, ReplayTeacher
 
 KEY = "sk-fault-test-9f8e7d"
 
@@ -44,7 +45,7 @@ def test_redirect_to_another_origin_is_refused_and_the_key_stays_home(tmp_path, 
     ("truncated", "IncompleteRead"), ("reset", "ConnectionResetError"), ("close", "RemoteDisconnected"),
 ])
 def test_truncated_body_reset_or_hang_up_is_retried_then_succeeds(fault, error, caplog):
-    with FakeServer([fault]) as srv, caplog.at_level(logging.INFO, logger="nerlib.uniner.teacher"):
+    with FakeServer([fault]) as srv, caplog.at_level(logging.INFO, logger="nerlib.uniner.openai_teacher"):
         t = teacher(srv.url)
         (result,) = t.annotate(["passage number 3"], progress=False)
     assert f"request failed: {error}" in caplog.text
@@ -82,7 +83,7 @@ def test_a_trickle_every_time_fails_within_the_deadlines():
 
 
 def test_retry_after_is_capped_and_logged_as_capped(caplog):
-    with FakeServer(["429:3600"]) as srv, caplog.at_level(logging.INFO, logger="nerlib.uniner.teacher"):
+    with FakeServer(["429:3600"]) as srv, caplog.at_level(logging.INFO, logger="nerlib.uniner.openai_teacher"):
         start = time.monotonic()
         (result,) = teacher(srv.url, max_backoff=0.05).annotate(["passage number 1"], progress=False)
         elapsed = time.monotonic() - start

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from fake_teacher_server import FakeServer, answer_for
 
-from nerlib.uniner.teacher import AnswerCache, OpenAITeacher, TeacherError
+from nerlib.uniner.openai_teacher import OpenAITeacher
+from nerlib.uniner.teacher import AnswerCache, TeacherError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -103,6 +104,19 @@ def test_api_key_sent_as_bearer_and_never_shown(monkeypatch):
     assert "sk-secret" not in repr(t) and "sk-secret" not in str(vars(t))
 
 
+def test_without_a_key_no_authorization_is_sent(monkeypatch):
+    monkeypatch.delenv("MY_TEST_KEY", raising=False)
+    with FakeServer() as srv:
+        (result,) = teacher(srv.url, api_key_env="MY_TEST_KEY").annotate(["passage number 1"], progress=False)
+    assert result.ok and srv.auth == [None]  # a local server (vLLM, Ollama) needs none; no placeholder goes out
+
+
+def test_the_sdk_does_not_retry_on_its_own():
+    with FakeServer(["500", "429", "ok"]) as srv:
+        (result,) = teacher(srv.url, max_retries=0).annotate(["passage number 1"], progress=False)
+    assert not result.ok and "HTTP 500" in result.error and len(srv.requests) == 1
+
+
 def test_openai_endpoint_needs_a_key(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(TeacherError, match="OPENAI_API_KEY"):
@@ -111,7 +125,7 @@ def test_openai_endpoint_needs_a_key(monkeypatch):
 
 RUNNER = """
 import sys
-from nerlib.uniner.teacher import OpenAITeacher
+from nerlib.uniner.openai_teacher import OpenAITeacher
 t = OpenAITeacher("test-model", base_url=sys.argv[1], cache=sys.argv[2], max_workers=1, timeout=30, max_retries=0)
 for r in t.annotate([f"passage number {i}" for i in range(6)], progress=False):
     print("answered", r.ok, flush=True)

@@ -6,21 +6,17 @@ import dataclasses
 
 import pytest
 import torch
-from uniner_tiny_lm import tiny_model, tiny_tokenizer
+from uniner_tiny_lm import tiny_examples, tiny_model, tiny_tokenizer
 
 from nerlib.config import UniNERSettings
+from nerlib.uniner import pipeline as P
 from nerlib.uniner import train as T
 from nerlib.uniner.conversations import ConversationDataset
 from nerlib.uniner.records import InstructionExample, Query
 
 torch.set_num_threads(1)
 
-EXAMPLES = [
-    InstructionExample("Barack Obama visited Paris .", [Query("person", ["Barack Obama"]), Query("city", ["Paris"])]),
-    InstructionExample("Apple sells phones in Spain .", [Query("company", ["Apple"]), Query("person", [])]),
-    InstructionExample("Berlin and Paris .", [Query("city", ["Berlin", "Paris"])]),
-    InstructionExample("Obama met Apple .", [Query("person", ["Obama"]), Query("company", ["Apple"])]),
-]
+EXAMPLES = tiny_examples()
 SETTINGS = UniNERSettings(max_length=256, batch_size=2, grad_accum=1, learning_rate=5e-3, max_steps=20)
 
 
@@ -43,8 +39,11 @@ def test_collator_pads_ids_and_labels():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
-def test_lora_targets_are_detected():
-    assert T.lora_target_modules(tiny_model()) == list(T.DECODER_PROJECTIONS)
+def test_lora_adapts_the_attention_and_mlp_projections():
+    model = T.prepare_model(tiny_model(), lora=True, lora_r=4)
+    adapted = {name.split(".lora_A.")[0].rsplit(".", 1)[-1] for name, _ in model.named_parameters()
+               if ".lora_A." in name}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
 
 def test_full_fine_tuning_lowers_the_loss(tmp_path):
@@ -95,18 +94,15 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path):
               progress=False)
 
 
-def test_train_or_load_caches_by_settings_and_data(tmp_path, monkeypatch):
+def test_train_or_load_caches_by_settings_and_data(tiny_student):
     from nerlib.config import get_profile
 
-    monkeypatch.setenv("NERLIB_CACHE_DIR", str(tmp_path / "cache"))
-    tok, model = tiny_tokenizer(), tiny_model(0)
-    model.save_pretrained(tmp_path / "tiny")
-    tok.save_pretrained(tmp_path / "tiny")
     profile = get_profile("smoke")
-    s = dataclasses.replace(SETTINGS, student=str(tmp_path / "tiny"), max_steps=2, lora_r=4)
-    m1, _, rec1 = T.train_or_load(profile, EXAMPLES, name="t", settings=s, progress=False)
-    m2, _, rec2 = T.train_or_load(profile, EXAMPLES, name="t", settings=s, progress=False)
+    s = dataclasses.replace(SETTINGS, student=str(tiny_student), max_steps=2, lora_r=4)
+    m1, _, rec1 = P.train_or_load(profile, EXAMPLES, name="t", settings=s, progress=False)
+    m2, _, rec2 = P.train_or_load(profile, EXAMPLES, name="t", settings=s, progress=False)
     assert (rec1["cached"], rec2["cached"]) == (False, True) and rec1["key"] == rec2["key"]
+    assert rec1["model_dir"] == rec2["model_dir"] and rec1["model_dir"].endswith(f"t-{rec1['key']}")
     ids = torch.tensor([[5, 6, 7, 8]])
     with torch.no_grad():
         assert torch.allclose(m1(ids).logits, m2(ids).logits, atol=1e-5)
@@ -129,7 +125,7 @@ def test_ddp_under_accelerate_launch_splits_batches_across_processes(tmp_path):
     write_examples(EXAMPLES * 2, tmp_path / "train.jsonl")
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "nerlib.uniner.train",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "nerlib.uniner.pipeline",
            "--profile", "smoke", "--student", str(tmp_path / "model"), "--examples", str(tmp_path / "train.jsonl"),
            "--output-dir", str(tmp_path / "out")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -143,3 +139,15 @@ def test_ddp_under_accelerate_launch_splits_batches_across_processes(tmp_path):
     state = json.loads((tmp_path / "out" / "checkpoint-2" / "trainer_state.json").read_text())  # saved at the end
     epochs = [h["epoch"] for h in state["log_history"] if "loss" in h]
     assert epochs == [0.25, 0.5]  # 2 ranks x 1 example per step over 8 examples: a quarter epoch per step
+
+
+def test_run_key_value_is_pinned():
+    """Trained students are cached under ``<name>-<run_key>``: the key of a fixed input must never change, or every
+    cached student on disk would be trained again."""
+    examples = [
+        InstructionExample("Obama met Apple .", [Query("person", ["Obama"]), Query("company", [])], id="a"),
+        InstructionExample("Ada wrote code .", [Query("person", ["Ada"])], dataset="conll2003_en"),
+    ]
+    s = UniNERSettings(student="smollm2-135m", max_length=256, lora_r=4, max_steps=3)
+    assert T.run_key(s, examples, 42, "per_type") == "4f90ee507682c84c"
+    assert T.run_key(s, examples, 7, "all_in_one") == "a5e76f8ea9ace1ae"

@@ -12,20 +12,14 @@ import json
 
 import pytest
 import torch
-from uniner_tiny_lm import tiny_model, tiny_tokenizer
+from uniner_tiny_lm import tiny_examples
 
-from nerlib.config import UniNERSettings, get_profile
-from nerlib.uniner import train as T
-from nerlib.uniner.records import InstructionExample, Query
+from nerlib.config import UniNERSettings, cache_dir, get_profile
+from nerlib.uniner import pipeline as P
 
 torch.set_num_threads(1)
 
-EXAMPLES = [
-    InstructionExample("Barack Obama visited Paris .", [Query("person", ["Barack Obama"]), Query("city", ["Paris"])]),
-    InstructionExample("Apple sells phones in Spain .", [Query("company", ["Apple"]), Query("person", [])]),
-    InstructionExample("Berlin and Paris .", [Query("city", ["Berlin", "Paris"])]),
-    InstructionExample("Obama met Apple .", [Query("person", ["Obama"]), Query("company", ["Apple"])]),
-]
+EXAMPLES = tiny_examples()
 STEPS, EVERY, CUT = 8, 2, 5
 
 
@@ -46,22 +40,18 @@ def _callbacks(steps_seen: list[int], stop_after: int | None):
 
 
 @pytest.fixture
-def student(tmp_path, monkeypatch):
-    """A tiny LLaMA saved as a student folder, a fresh cache, and ``fit`` wrapped to add the watching callback."""
-    monkeypatch.setenv("NERLIB_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("NERLIB_DEVICE", "cpu")
-    folder = tmp_path / "tiny"
-    tiny_model(0).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    settings = UniNERSettings(student=str(folder), max_length=256, batch_size=1, grad_accum=1, learning_rate=5e-3,
+def student(tiny_student, monkeypatch):
+    """The tiny student's settings (see ``conftest.tiny_student``), and ``fit`` wrapped to add the watching
+    callback."""
+    settings = UniNERSettings(student=str(tiny_student), max_length=256, batch_size=1, grad_accum=1, learning_rate=5e-3,
                               max_steps=STEPS, lora_r=4)
     control = {"stop_after": None, "steps": []}
-    real_fit = T.fit
+    real_fit = P.fit
 
     def fit(*args, **kwargs):
         return real_fit(*args, callbacks=_callbacks(control["steps"], control["stop_after"]), **kwargs)
 
-    monkeypatch.setattr(T, "fit", fit)
+    monkeypatch.setattr(P, "fit", fit)
     return settings, control
 
 
@@ -74,14 +64,14 @@ def test_an_interrupted_run_resumes_from_the_newest_checkpoint(student):
     profile = get_profile("smoke")
     control["stop_after"] = CUT
     with pytest.raises(Disconnect):
-        T.train_or_load(profile, EXAMPLES, name="cut", settings=settings, progress=False, save_steps=EVERY)
-    folder = next((T.cache_dir() / "uniner").glob("cut-*"))
+        P.train_or_load(profile, EXAMPLES, name="cut", settings=settings, progress=False, save_steps=EVERY)
+    folder = next((cache_dir() / "uniner").glob("cut-*"))
     assert sorted(p.name for p in folder.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert not (folder / "train_result.json").exists()
     assert control["steps"] == [1, 2, 3, 4, 5]
 
     control.update(stop_after=None, steps=[])
-    resumed, _, record = T.train_or_load(profile, EXAMPLES, name="cut", settings=settings, progress=False,
+    resumed, _, record = P.train_or_load(profile, EXAMPLES, name="cut", settings=settings, progress=False,
                                          save_steps=EVERY)
     assert record["cached"] is False and record["resumed_from"] == "checkpoint-4"
     assert control["steps"] == [5, 6, 7, 8]  # only the missing steps: step 5 again, from checkpoint-4
@@ -90,7 +80,7 @@ def test_an_interrupted_run_resumes_from_the_newest_checkpoint(student):
     assert json.loads((folder / "train_result.json").read_text())["resumed_from"] == "checkpoint-4"
 
     control.update(steps=[])
-    straight, _, srecord = T.train_or_load(profile, EXAMPLES, name="straight", settings=settings, progress=False,
+    straight, _, srecord = P.train_or_load(profile, EXAMPLES, name="straight", settings=settings, progress=False,
                                            save_steps=EVERY)
     assert srecord["resumed_from"] is None and srecord["global_step"] == STEPS
     assert control["steps"] == list(range(1, STEPS + 1))
@@ -100,21 +90,21 @@ def test_an_interrupted_run_resumes_from_the_newest_checkpoint(student):
         assert torch.allclose(a[k], b[k], atol=1e-6), k
 
     control.update(steps=[])
-    cached, _, crecord = T.train_or_load(profile, EXAMPLES, name="cut", settings=settings, progress=False,
+    cached, _, crecord = P.train_or_load(profile, EXAMPLES, name="cut", settings=settings, progress=False,
                                          save_steps=EVERY)
     assert crecord["cached"] is True and control["steps"] == []
 
 
 def test_a_finished_run_leaves_no_checkpoints_and_records_its_precision(student):
     settings, control = student
-    _, _, record = T.train_or_load(get_profile("smoke"), EXAMPLES, name="done", settings=settings, progress=False,
+    _, _, record = P.train_or_load(get_profile("smoke"), EXAMPLES, name="done", settings=settings, progress=False,
                                    save_steps=EVERY)
-    folder = next((T.cache_dir() / "uniner").glob("done-*"))
+    folder = next((cache_dir() / "uniner").glob("done-*"))
     assert not list(folder.glob("checkpoint-*")) and (folder / "adapter_config.json").exists()
     assert record["precision"] == "fp32" and record["resumed_from"] is None
     # the gpu profile's settings on this CPU: mixed precision allowed, the device says fp32 (no TrainingArguments error)
     gpu_like = dataclasses.replace(settings, bf16=True, max_steps=2)
-    _, _, record = T.train_or_load(get_profile("smoke"), EXAMPLES, name="gpu-like", settings=gpu_like,
+    _, _, record = P.train_or_load(get_profile("smoke"), EXAMPLES, name="gpu-like", settings=gpu_like,
                                    progress=False)
     assert record["precision"] == "fp32" and record["global_step"] == 2
 
@@ -125,8 +115,8 @@ def test_command_line_resume_continues_the_newest_checkpoint(student, tmp_path):
     out = tmp_path / "run"
     control["stop_after"] = 3
     with pytest.raises(Disconnect):
-        T.train(profile, out, EXAMPLES, save_steps=EVERY)
+        P.train(profile, out, EXAMPLES, save_steps=EVERY)
     control.update(stop_after=None, steps=[])
-    result = T.train(profile, out, EXAMPLES, resume=True, save_steps=EVERY)
+    result = P.train(profile, out, EXAMPLES, resume=True, save_steps=EVERY)
     assert result["resumed_from"] == "checkpoint-2" and result["global_step"] == STEPS
     assert control["steps"] == list(range(3, STEPS + 1))

@@ -14,7 +14,7 @@ import torch
 from uniner_tiny_lm import tiny_model, tiny_tokenizer
 
 from nerlib.config import UniNERSettings, get_profile
-from nerlib.uniner import evaluate as E
+from nerlib.uniner import pipeline as P
 from nerlib.uniner import train as T
 
 META = torch.device("meta")
@@ -58,28 +58,28 @@ def test_cached_path_of_train_or_load_returns_the_model_on_the_device(monkeypatc
 
     examples = [InstructionExample("Obama met Apple .", [Query("person", ["Obama"])])]
     monkeypatch.setenv("NERLIB_DEVICE", "cpu")
-    _, _, first = T.train_or_load(get_profile("smoke"), examples, name="dev", settings=settings, progress=False)
+    _, _, first = P.train_or_load(get_profile("smoke"), examples, name="dev", settings=settings, progress=False)
     assert first["cached"] is False
-    monkeypatch.setattr(T, "get_device", lambda name=None: META)
-    model, _, again = T.train_or_load(get_profile("smoke"), examples, name="dev", settings=settings, progress=False)
+    monkeypatch.setattr(P, "get_device", lambda name=None: META)
+    model, _, again = P.train_or_load(get_profile("smoke"), examples, name="dev", settings=settings, progress=False)
     assert again["cached"] is True and _on(model, META)
 
 
 def test_base_model_evaluation_runs_on_the_device(on_meta, monkeypatch, tmp_path):
     handed = []
-    monkeypatch.setattr(T, "load_student", lambda name, lora=True, **kw: (tiny_model(0), tiny_tokenizer()))
-    monkeypatch.setattr(E, "evaluate_domains", lambda model, *a, **kw: handed.append(model) or _table())
+    monkeypatch.setattr(P, "load_student", lambda name, lora=True, **kw: (tiny_model(0), tiny_tokenizer()))
+    monkeypatch.setattr(P, "evaluate_domains", lambda model, *a, **kw: handed.append(model) or _table())
     monkeypatch.setenv("NERLIB_CACHE_DIR", str(tmp_path / "cache"))
-    assert E.evaluate_base(get_profile("smoke"), progress=False).index.tolist() == ["ai"]
-    E.evaluate(get_profile("smoke"), model="some-hub-model")
+    assert P.evaluate_base(get_profile("smoke"), progress=False).index.tolist() == ["ai"]
+    P.evaluate(get_profile("smoke"), model="some-hub-model")
     assert len(handed) == 2 and all(_on(m, META) and not m.training for m in handed)
 
 
 def test_evaluate_of_a_trained_folder_runs_on_the_device(on_meta, monkeypatch, saved):
     base, adapter = saved
     handed = []
-    monkeypatch.setattr(E, "evaluate_domains", lambda model, *a, **kw: handed.append(model) or _table())
-    E.evaluate(get_profile("smoke").replace(uniner=UniNERSettings(student=str(base))), model=str(adapter))
+    monkeypatch.setattr(P, "evaluate_domains", lambda model, *a, **kw: handed.append(model) or _table())
+    P.evaluate(get_profile("smoke").replace(uniner=UniNERSettings(student=str(base))), model=str(adapter))
     assert len(handed) == 1 and _on(handed[0], META)
 
 

@@ -57,3 +57,15 @@ def tiny_model(seed: int = 0, layers: int = 2):
         pad_token_id=tok.pad_token_id,
     )
     return LlamaForCausalLM(config).eval()
+
+
+def tiny_examples():
+    """Four short teacher-style passages whose words the tiny tokenizer knows: the training tests' data."""
+    from nerlib.uniner.records import InstructionExample, Query
+
+    return [
+        InstructionExample("Barack Obama visited Paris .", [Query("person", ["Barack Obama"]), Query("city", ["Paris"])]),
+        InstructionExample("Apple sells phones in Spain .", [Query("company", ["Apple"]), Query("person", [])]),
+        InstructionExample("Berlin and Paris .", [Query("city", ["Berlin", "Paris"])]),
+        InstructionExample("Obama met Apple .", [Query("person", ["Obama"]), Query("company", ["Apple"])]),
+    ]
