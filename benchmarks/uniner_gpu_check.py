@@ -39,6 +39,7 @@ def check(precision: str, device: str, workdir: Path) -> dict:
 
     from nerlib.config import UniNERSettings, get_profile
     from nerlib.uniner import evaluate as E
+    from nerlib.uniner import pipeline as P
     from nerlib.uniner import train as T
     from nerlib.uniner.eval_data import eval_record
     from nerlib.uniner.records import InstructionExample, Query
@@ -70,25 +71,25 @@ def check(precision: str, device: str, workdir: Path) -> dict:
             if self.after is not None and state.global_step >= self.after:
                 raise Disconnect
 
-    real_fit = T.fit
+    real_fit = P.fit
     out: dict = {"precision": precision}
     try:
         start = time.perf_counter()
-        T.fit = lambda *a, **k: real_fit(*a, callbacks=[Cut(3)], **k)
+        P.fit = lambda *a, **k: real_fit(*a, callbacks=[Cut(3)], **k)
         try:
-            T.train_or_load(get_profile("smoke"), examples, name="gpu-check", settings=settings, progress=False,
+            P.train_or_load(get_profile("smoke"), examples, name="gpu-check", settings=settings, progress=False,
                             save_steps=2)
         except Disconnect:
             out["interrupted_after_step"] = steps[-1]
-        T.fit = lambda *a, **k: real_fit(*a, callbacks=[Cut(None)], **k)
+        P.fit = lambda *a, **k: real_fit(*a, callbacks=[Cut(None)], **k)
         steps.clear()
-        model, tok, record = T.train_or_load(get_profile("smoke"), examples, name="gpu-check", settings=settings,
+        model, tok, record = P.train_or_load(get_profile("smoke"), examples, name="gpu-check", settings=settings,
                                              progress=False, save_steps=2)
         out.update(resumed_from=record["resumed_from"], steps_after_resume=list(steps),
                    global_step=record["global_step"], trainer_precision=record["precision"],
                    train_loss=record["train_loss"], trained_on=str(next(model.parameters()).device),
                    trained_model_on_device=_on(model, device), inference_dtype=str(next(model.parameters()).dtype))
-        cached, tok, again = T.train_or_load(get_profile("smoke"), examples, name="gpu-check", settings=settings,
+        cached, tok, again = P.train_or_load(get_profile("smoke"), examples, name="gpu-check", settings=settings,
                                              progress=False)
         out.update(cached=again["cached"], cached_model_on_device=_on(cached, device))
         records = [eval_record(f"check_{i}", ex.passage, q.entity_type, q.answers)
@@ -107,7 +108,7 @@ def check(precision: str, device: str, workdir: Path) -> dict:
                 ids = torch.tensor([[5, 6, 7, 8]], device=device)
                 out["logits_finite"] = bool(torch.isfinite(cached(ids).logits).all())
     finally:
-        T.fit = real_fit
+        P.fit = real_fit
         T.precision_for = real_precision
     return out
 
@@ -119,7 +120,7 @@ def tsne_check(device: str) -> dict:
     from nerlib.msd.tiny import tiny_encoder, tiny_tokenizer
 
     tok = tiny_tokenizer(["hello", "world", "hola", "mundo"])
-    model = MultiExitTokenClassifier(tiny_encoder(len(tok)), ["O", "B-X", "I-X"], 4).to(device)
+    model = MultiExitTokenClassifier.from_encoder(tiny_encoder(len(tok)), ["O", "B-X", "I-X"], 4).to(device)
     feats = S.cls_features(model, tok, [["hello", "world"], ["hola"], ["mundo", "world"]], batch_size=2)
     return {"model_device": str(next(model.parameters()).device), "features_shape": list(feats.shape),
             "features_type": type(feats).__name__}
@@ -144,7 +145,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [check(p, args.device, Path(tmp)) for p in precisions]
     tsne = tsne_check(args.device)
-    from uniner_common import markdown_table, provenance, write
+    from common import markdown_table, provenance, write
 
     gpu = torch.cuda.get_device_name(0) if args.device != "cpu" else "none (CPU dry run)"
     record = {"device": args.device, "gpu": gpu, "torch": torch.__version__, "checks": rows, "tsne": tsne,

@@ -49,6 +49,33 @@ def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
     return out
 
 
+def tag_names(types: Iterable[str]) -> list[str]:
+    """The IOB2 tag inventory of entity ``types``: ``O``, then ``B-`` and ``I-`` of each type in the order given
+    (a stable order for label ids, the one :attr:`nerlib.data.registry.DatasetInfo.tag_names` uses).
+
+    >>> tag_names(["LOC", "PER"])
+    ['O', 'B-LOC', 'I-LOC', 'B-PER', 'I-PER']
+    """
+    return [OUTSIDE] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+
+
+def repair_iob2(tags: Sequence[str]) -> list[str]:
+    """Predicted tags made well-formed IOB2: an ``I-X`` that does not continue an ``X`` entity becomes ``B-X`` (the
+    usual decoding convention; the spans are those :func:`bio_to_spans` reads). Unlike :func:`iob1_to_iob2` it
+    does not validate the tag names: a model's label set is trusted.
+
+    >>> repair_iob2(["I-PER", "I-PER", "O", "B-LOC", "I-ORG"])
+    ['B-PER', 'I-PER', 'O', 'B-LOC', 'B-ORG']
+    """
+    out, previous = [], OUTSIDE
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        out.append(tag)
+        previous = tag
+    return out
+
+
 def invalid_iob2_position(tags: Sequence[str]) -> int | None:
     """Index of the first tag that breaks IOB2 (an unknown tag, or ``I-X`` not preceded by ``B-X``/``I-X``),
     or ``None`` when the sequence is valid IOB2. Used to validate gold files."""

@@ -4,12 +4,11 @@
 each on the target test set with seqeval, and returns a table shaped like the paper's: one row per variant, one
 column per target language plus the average, our mean over seeds beside the paper's number. Every finished cell is
 appended to ``results.jsonl`` in ``out_dir`` so an interrupted grid resumes where it stopped; trained models are
-cached by :mod:`nerlib.msd.train`, so re-running a grid only evaluates what is missing.
+cached by :mod:`nerlib.msd.runs`, so re-running a grid only evaluates what is missing.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -18,14 +17,13 @@ from typing import Sequence
 import pandas as pd
 
 from nerlib.config import Profile, cache_dir
-from nerlib.data.io import end_with_newline, json_records
 from nerlib.msd import paper
-from nerlib.msd import train as T
 from nerlib.msd.checks import check_msd
-
-# Rows of the table, in the paper's order. "direct transfer" is the single-head teacher applied to the target
-# language as it is (no distillation): the baseline of chapter 6.
-ROWS = ("MSD", "w/o distillers", "w/o MMD^L", "w/o MMD^M", "w/o all", "direct transfer")
+from nerlib.msd.model import load_tokenizer
+from nerlib.msd.predict import evaluate
+from nerlib.msd.runs import _load, cached_student, cached_teacher
+from nerlib.msd.variants import ROWS
+from nerlib.runs import AppendLog, run_key
 
 LANGUAGE = {"conll2002_es": "es", "conll2002_nl": "nl", "wikiann_nl": "nl (WikiAnn)", "wikiann_de": "de (WikiAnn)",
             "wikiann_ar": "ar", "wikiann_hi": "hi", "wikiann_zh": "zh"}
@@ -58,31 +56,36 @@ def _lang(target: str) -> str:
 
 
 def _cell_key(profile: Profile, target: str, row: str, seed: int) -> str:
-    return T.run_key(settings=repr(profile.msd), target=target, row=row, seed=seed)
+    """The log key of one cell: the MSD settings, target, row and seed (the values of the logs on disk)."""
+    return run_key(settings=repr(profile.msd), target=target, row=row, seed=seed)
+
+
+def _check_record(record: object, where: str) -> None:
+    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+        raise ValueError(f"{where}: not an ablation record (no string field 'key')")
+
+
+def _results_log(path: Path) -> AppendLog:
+    """The grid's ``results.jsonl``: one record per finished cell; a cut-off last line is skipped (that cell
+    runs again)."""
+    return AppendLog(path, check=_check_record)
 
 
 def _done(path: Path) -> dict[str, dict]:
-    if not path.is_file():
-        return {}
-    out = {}
-    # append-only: a cut-off last line (an interrupted write) is skipped, and that cell runs again
-    for number, record in json_records(path, blank_lines="skip", truncated_tail="skip"):
-        if not isinstance(record, dict) or not isinstance(record.get("key"), str):
-            raise ValueError(f"{path}:{number}: not an ablation record (no string field 'key')")
-        out[record["key"]] = record
-    return out
+    """The finished cells of the log at ``path`` by key (a later record of the same key wins)."""
+    return {record["key"]: record for record in _results_log(path)}
 
 
 def evaluate_cell(profile: Profile, target: str, row: str, seed: int, progress: bool = True) -> dict:
     """Train or load the model of one cell and score it on the first ``eval_sentences`` target test sentences."""
     s = profile.msd
     if row == "direct transfer":
-        model, run = T.cached_teacher(s, multi_exit=False, seed=seed, target=target, progress=progress)
+        model, run = cached_teacher(s, multi_exit=False, seed=seed, target=target, progress=progress)
     else:
-        model, run = T.cached_student(s, target, row, seed=seed, progress=progress)
-    tokenizer = T.load_tokenizer(s.encoder)
-    test = T._load(target, "test", s.eval_sentences)
-    scores = T.evaluate(model, tokenizer, test, s.eval_max_length, s.eval_batch_size, progress=progress)
+        model, run = cached_student(s, target, row, seed=seed, progress=progress)
+    tokenizer = load_tokenizer(s.encoder)
+    test = _load(target, "test", s.eval_sentences)
+    scores = evaluate(model, tokenizer, test, s.eval_max_length, s.eval_batch_size, progress=progress)
     return {"target": target, "row": row, "seed": seed, "f1": scores["f1"], "precision": scores["precision"],
             "recall": scores["recall"], "per_type": scores.get("per_type", {}),
             "train_seconds": run.get("log", {}).get("seconds"), "best_step": run.get("log", {}).get("best_step")}
@@ -110,9 +113,8 @@ def run_ablation(
     check_msd(profile.msd, targets)  # unknown targets, missing data, bad budgets: fail before any training
     out = Path(out_dir) if out_dir is not None else cache_dir() / "msd" / "ablation"
     out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "results.jsonl"
-    done = _done(log_path)
-    end_with_newline(log_path)
+    log = _results_log(out / "results.jsonl")
+    done = _done(log.path)
     new = 0
     for seed in seeds:
         for target in targets:
@@ -123,8 +125,7 @@ def run_ablation(
                 if max_cells is not None and new >= max_cells:
                     break
                 record = {"key": key, **evaluate_cell(profile, target, row, seed, progress)}
-                with log_path.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
+                log.append(record)
                 done[key] = record
                 new += 1
     return ablation_table(_wanted(done, profile, targets, seeds, rows), targets, rows)

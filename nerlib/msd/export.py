@@ -51,10 +51,8 @@ def to_token_classifier(model: Any) -> Any:
 
 def _base_model(encoder: str) -> str:
     """The hub name of the encoder (offline short names map to their hub model)."""
-    try:
-        from nerlib.models import SPECS
-    except ImportError:  # pragma: no cover
-        return encoder
+    from nerlib.models import SPECS
+
     return SPECS[encoder].hub if encoder in SPECS else encoder
 
 
@@ -123,15 +121,14 @@ def export_model(model_dir: str | Path, out: str | Path, scores: dict | None = N
 
 
 def write_run_folder(model: Any, info: dict, folder: str | Path) -> Path:
-    """Write a trained MSD model as a run folder that :func:`nerlib.msd.train.load_run` (and ``nerlib msd tag`` /
-    ``export``) read: ``run.json`` (``info``, which names the encoder) and ``trainable.pt`` holding only the
+    """Write a trained MSD model as a run folder that :func:`nerlib.msd.runs.load_run` (and ``nerlib msd tag`` /
+    ``export``) read: ``run.json`` (``info``, which names the encoder) and the model folder holding only the
     tensors that differ from the pretrained encoder (the heads, omega and every trained layer)."""
     from transformers import AutoModel
 
     from nerlib.msd.model import resolve_encoder
+    from nerlib.msd.runs import write_run
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     base = AutoModel.from_pretrained(resolve_encoder(str(info["encoder"])), add_pooling_layer=False).state_dict()
     state = {}
     for key, value in model.state_dict().items():
@@ -141,9 +138,7 @@ def write_run_folder(model: Any, info: dict, folder: str | Path) -> Path:
             if ref is not None and ref.shape == value.shape and torch.equal(ref, value):
                 continue
         state[key] = value
-    torch.save(state, folder / "trainable.pt")
-    (folder / "run.json").write_text(json.dumps(info, indent=1, default=str))
-    return folder
+    return write_run(model, Path(folder), str(info["encoder"]), info, state)
 
 
 __all__ = ["card_text", "export_model", "to_token_classifier", "write_run_folder"]

@@ -5,24 +5,51 @@ last. The heads below the last are the *short-channel distillers*: shallow paths
 Their losses are mixed with weights ``softmax(omega)``, ``omega`` a learned vector; the prediction itself always
 comes from the last head. With ``multi_exit=False`` the same class is the single-head baseline (plain
 token classification), so every variant of the ablation shares one code path.
+
+The model is a transformers ``PreTrainedModel`` with its own config (:class:`MSDConfig`, model type
+``msd-multi-exit``) and output (:class:`MultiExitOutput`): ``save_pretrained``/``from_pretrained`` are its save
+format. :meth:`MultiExitTokenClassifier.from_encoder` puts fresh heads on a pretrained encoder.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
 
-CONFIG_NAME = "msd_config.json"
-HEADS_NAME = "msd_heads.pt"
-ENCODER_DIR = "encoder"
+
+class MSDConfig(PretrainedConfig):
+    """What a :class:`MultiExitTokenClassifier` is: the tag names (``id2label``), the exits and the encoder.
+
+    ``encoder`` names the pretrained encoder the model started from (a short name, hub name or folder; run folders
+    store only the trained tensors and rebuild the rest from it); ``encoder_config`` is that encoder's own config as
+    a dict, so a complete saved model rebuilds its encoder without downloading anything.
+    """
+
+    model_type = "msd-multi-exit"
+
+    def __init__(self, encoder: str | None = None, encoder_config: dict | None = None, first_exit_layer: int = 4,
+                 multi_exit: bool = True, head_dropout: float = 0.1, **kwargs: Any) -> None:
+        self.encoder = encoder
+        self.encoder_config = encoder_config
+        self.first_exit_layer = first_exit_layer
+        self.multi_exit = multi_exit
+        self.head_dropout = head_dropout
+        super().__init__(**kwargs)
+
+    @property
+    def labels(self) -> list[str]:
+        """The tag names in class-id order."""
+        return [self.id2label[i] for i in range(len(self.id2label))]
 
 
 @dataclass
-class MultiExitOutput:
+class MultiExitOutput(ModelOutput):
     """What a forward pass returns.
 
     ``logits``: one ``[batch, seq, labels]`` tensor per exit, ordered from the shallowest exit to the last layer
@@ -31,49 +58,89 @@ class MultiExitOutput:
     auxiliary exits (empty for a single-head model).
     """
 
-    logits: list[torch.Tensor]
-    cls: torch.Tensor
-    aux_weights: torch.Tensor
+    logits: list[torch.Tensor] | None = None
+    cls: torch.Tensor | None = None
+    aux_weights: torch.Tensor | None = None
 
 
-class MultiExitTokenClassifier(nn.Module):
-    """An encoder with a token classifier on every layer from ``first_exit_layer`` to the last.
+class MultiExitTokenClassifier(PreTrainedModel):
+    """An encoder with a token classifier on every layer from ``config.first_exit_layer`` to the last.
 
-    Args:
-        encoder: a transformers encoder (``BertModel``-like) returning ``hidden_states``.
-        labels: the tag names (IOB2 strings), index = class id.
-        first_exit_layer: the shallowest layer (1-based) that gets a head (the paper uses 4).
-        multi_exit: ``False`` builds the single-head baseline (only the last layer has a head).
-        dropout: dropout applied to hidden states before every head.
+    Build one with :meth:`from_encoder` (fresh heads on a pretrained encoder) or :meth:`from_pretrained` (a saved
+    model). ``encoder``: an already built encoder module to use instead of building one from
+    ``config.encoder_config`` (its weights are kept as they are).
     """
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        labels: list[str] | tuple[str, ...],
-        first_exit_layer: int = 4,
-        multi_exit: bool = True,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
+    config_class = MSDConfig
+    base_model_prefix = "msd"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: MSDConfig, encoder: nn.Module | None = None) -> None:
+        super().__init__(config)
+        if encoder is None:
+            if not config.encoder_config:
+                raise ValueError("MSDConfig.encoder_config is empty: build the model with from_encoder(...)")
+            enc_config = dict(config.encoder_config)
+            encoder = AutoModel.from_config(AutoConfig.for_model(**enc_config), add_pooling_layer=False)
+        else:
+            for module in encoder.modules():  # post_init below must not re-initialise pretrained weights
+                module._is_hf_initialized = True
         n_layers = int(encoder.config.num_hidden_layers)
-        if multi_exit and not 1 <= first_exit_layer <= n_layers:
-            raise ValueError(f"first_exit_layer={first_exit_layer} must lie in 1..{n_layers} (encoder depth)")
+        labels = config.labels
+        if config.multi_exit and not 1 <= config.first_exit_layer <= n_layers:
+            raise ValueError(f"first_exit_layer={config.first_exit_layer} must lie in 1..{n_layers} (encoder depth)")
         if len(labels) < 2:
-            raise ValueError(f"need at least two labels, got {list(labels)}")
+            raise ValueError(f"need at least two labels, got {labels}")
         self.encoder = encoder
-        self.labels = list(labels)
-        self.first_exit_layer = first_exit_layer
-        self.multi_exit = multi_exit
-        self.exit_layers: list[int] = list(range(first_exit_layer, n_layers + 1)) if multi_exit else [n_layers]
+        self.labels = labels
+        self.first_exit_layer = config.first_exit_layer
+        self.multi_exit = config.multi_exit
+        self.exit_layers: list[int] = (list(range(config.first_exit_layer, n_layers + 1)) if config.multi_exit
+                                       else [n_layers])
         hidden = int(encoder.config.hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.heads = nn.ModuleList(nn.Linear(hidden, len(self.labels)) for _ in self.exit_layers)
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.heads = nn.ModuleList(nn.Linear(hidden, len(labels)) for _ in self.exit_layers)
         # omega: one learned mixing logit per auxiliary exit (all exits but the last); zeros = uniform mixture.
         self.omega = nn.Parameter(torch.zeros(len(self.exit_layers) - 1))
         for head in self.heads:
             nn.init.normal_(head.weight, std=0.02)
             nn.init.zeros_(head.bias)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Nothing to do: the heads are initialised in ``__init__`` and the encoder initialises its own weights
+        (a saved model's weights are all loaded)."""
+
+    @classmethod
+    def from_encoder(
+        cls,
+        encoder: str | Path | nn.Module,
+        labels: list[str] | tuple[str, ...],
+        first_exit_layer: int = 4,
+        multi_exit: bool = True,
+        dropout: float = 0.1,
+    ) -> "MultiExitTokenClassifier":
+        """Fresh heads on a pretrained encoder: a short name such as ``me5-small`` (resolved by
+        ``nerlib.models.resolve``), a hub name such as ``bert-base-multilingual-cased``, a local folder, or an
+        encoder module (e.g. a tiny random one from :mod:`nerlib.msd.tiny`)."""
+        name = None
+        if not isinstance(encoder, nn.Module):
+            name = str(encoder)
+            encoder = AutoModel.from_pretrained(resolve_encoder(name), add_pooling_layer=False)
+        config = MSDConfig(encoder=name, encoder_config=encoder.config.to_dict(), first_exit_layer=first_exit_layer,
+                           multi_exit=multi_exit, head_dropout=dropout, id2label=dict(enumerate(labels)),
+                           label2id={label: i for i, label in enumerate(labels)})
+        return cls(config, encoder)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args: Any, **kwargs: Any):
+        """Load a model saved with ``save_pretrained`` (transformers' loader). To put fresh heads on a pretrained
+        encoder, use :meth:`from_encoder`."""
+        path = Path(pretrained_model_name_or_path)
+        if path.is_dir() and not (path / "config.json").is_file():
+            raise ValueError(f"{path}: not a saved MSD model folder (no config.json); to put fresh heads on an "
+                             "encoder use MultiExitTokenClassifier.from_encoder(encoder, labels)")
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def num_labels(self) -> int:
@@ -129,56 +196,35 @@ class MultiExitTokenClassifier(nn.Module):
             for param in module.parameters():
                 param.requires_grad_(False)
 
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write the encoder (transformers format), the heads and omega, and a small JSON config."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.encoder.save_pretrained(folder / ENCODER_DIR)
-        heads = {k: v.detach().cpu() for k, v in self.state_dict().items() if not k.startswith("encoder.")}
-        torch.save(heads, folder / HEADS_NAME)
-        config = {"labels": self.labels, "first_exit_layer": self.first_exit_layer, "multi_exit": self.multi_exit,
-                  "dropout": self.dropout.p}
-        (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2))
-        return folder
 
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | Path,
-        labels: list[str] | tuple[str, ...] | None = None,
-        first_exit_layer: int = 4,
-        multi_exit: bool = True,
-        dropout: float = 0.1,
-    ) -> "MultiExitTokenClassifier":
-        """Load a saved MSD model (a folder written by :meth:`save_pretrained`), or build fresh heads on a
-        pretrained encoder: a short name such as ``me5-small`` (resolved by ``nerlib.models.resolve``), a hub name
-        such as ``bert-base-multilingual-cased``, or a local folder."""
-        from transformers import AutoModel
+AutoConfig.register(MSDConfig.model_type, MSDConfig)
+AutoModel.register(MSDConfig, MultiExitTokenClassifier)
 
-        path = Path(name_or_path)
-        if (path / CONFIG_NAME).is_file():
-            config = json.loads((path / CONFIG_NAME).read_text())
-            encoder = AutoModel.from_pretrained(path / ENCODER_DIR, add_pooling_layer=False)
-            model = cls(encoder, config["labels"], config["first_exit_layer"], config["multi_exit"],
-                        config.get("dropout", 0.1))
-            state = torch.load(path / HEADS_NAME, map_location="cpu", weights_only=True)
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            missing = [k for k in missing if not k.startswith("encoder.")]
-            if missing or unexpected:
-                raise ValueError(f"{path / HEADS_NAME}: missing {missing}, unexpected {unexpected}")
-            return model
-        if labels is None:
-            raise ValueError(f"{name_or_path}: not a saved MSD model folder, so `labels` must be given")
-        encoder = AutoModel.from_pretrained(resolve_encoder(str(name_or_path)), add_pooling_layer=False)
-        return cls(encoder, labels, first_exit_layer, multi_exit, dropout)
+
+def is_msd_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a model saved by :meth:`MultiExitTokenClassifier.save_pretrained`."""
+    import json
+
+    config = Path(folder) / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("model_type") == MSDConfig.model_type
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device a model's parameters live on (batches follow it)."""
+    return next(model.parameters()).device
+
+
+def load_tokenizer(encoder: str | Path):
+    """The encoder's tokenizer (offline short names resolved like the model)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_encoder(str(encoder)))
 
 
 def resolve_encoder(name: str) -> str:
     """A name ``from_pretrained`` accepts: offline short names go through ``nerlib.models.resolve``."""
-    try:
-        from nerlib.models import resolve
-    except ImportError:  # the models module is optional for hub names and local folders
-        return name
+    from nerlib.models import resolve
+
     return resolve(name)
 
 

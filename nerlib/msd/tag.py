@@ -8,7 +8,8 @@ and keeps each word's character offsets, so predicted entities map back to the e
 :class:`Tagger` loads either kind of model folder:
 
 * a run folder written by ``nerlib msd train-teacher`` / ``train-student`` (``run.json``; the last exit predicts);
-* a folder saved by :meth:`~nerlib.msd.model.MultiExitTokenClassifier.save_pretrained` (``msd_config.json``);
+* a folder saved by :meth:`~nerlib.msd.model.MultiExitTokenClassifier.save_pretrained` (``config.json`` of model
+  type ``msd-multi-exit``);
 * an exported ``AutoModelForTokenClassification`` folder (``nerlib msd export``).
 
 Both paths label the first subword of each word and read tags the same way (an ``I-X`` that does not continue an
@@ -24,7 +25,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
-from nerlib.msd.train import repair_iob2  # the decoding convention of training and evaluation
+from nerlib.data.tags import repair_iob2  # the decoding convention of training and evaluation
 
 _ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "Sr", "Sra", "Srta", "Jr", "Inc", "Ltd", "Co", "Corp",
                   "vs", "etc", "Gen", "Gov", "Sen", "Rep", "Mt", "Av", "Avda", "Dña", "Dª", "Ud", "Uds")
@@ -87,12 +88,14 @@ def model_kind(folder: str | Path) -> str:
     folder = Path(folder)
     if (folder / "run.json").is_file():
         return "run"
-    if (folder / "msd_config.json").is_file():
+    from nerlib.msd.model import is_msd_folder
+
+    if is_msd_folder(folder):
         return "msd"
     if (folder / "config.json").is_file():
         return "exported"
     raise FileNotFoundError(f"{folder}: not an MSD model folder (expected run.json from `nerlib msd train-*`, "
-                            "msd_config.json, or config.json from `nerlib msd export`)")
+                            "an MSD model's config.json, or config.json from `nerlib msd export`)")
 
 
 class Tagger:
@@ -121,18 +124,17 @@ class Tagger:
             model = AutoModelForTokenClassification.from_pretrained(folder)
             tokenizer = AutoTokenizer.from_pretrained(folder)
         else:
-            from nerlib.msd.train import load_run, load_tokenizer
+            from nerlib.msd.model import load_tokenizer
+            from nerlib.msd.runs import load_run
 
             if kind == "run":
                 model, info = load_run(folder)
                 encoder = info["encoder"]
             else:
-                from nerlib.msd.model import ENCODER_DIR, MultiExitTokenClassifier
+                from nerlib.msd.model import MultiExitTokenClassifier
 
                 model = MultiExitTokenClassifier.from_pretrained(folder)
-                encoder = str(folder / ENCODER_DIR)
-                if (folder / "tokenizer_config.json").is_file():
-                    encoder = str(folder)
+                encoder = str(folder) if (folder / "tokenizer_config.json").is_file() else model.config.encoder
             tokenizer = load_tokenizer(encoder)
         device = device if hasattr(device, "type") else get_device(device)
         return cls(model.to(device).eval(), tokenizer, kind, info=info, **kwargs)
@@ -155,7 +157,7 @@ class Tagger:
             return []
         if self.kind == "exported":
             return first_subword_tags(self.model, self.tokenizer, sentences, self.max_length, self.batch_size)
-        from nerlib.msd.train import predict_tags
+        from nerlib.msd.predict import predict_tags
 
         return [list(t) for t in predict_tags(self.model, self.tokenizer, [list(s) for s in sentences],
                                               self.max_length, self.batch_size)]

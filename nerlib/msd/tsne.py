@@ -18,9 +18,10 @@ from tqdm.auto import tqdm
 
 from nerlib.config import Profile, cache_dir
 from nerlib.device import to_device
-from nerlib.msd import train as T
+from nerlib.msd.features import collate, encode
 from nerlib.msd.losses import mmd2
-from nerlib.msd.model import MultiExitTokenClassifier
+from nerlib.msd.model import MultiExitTokenClassifier, load_tokenizer, model_device
+from nerlib.msd.runs import _load, cached_student, cached_teacher
 
 
 @torch.no_grad()
@@ -30,12 +31,31 @@ def cls_features(model: MultiExitTokenClassifier, tokenizer, sentences: Sequence
 
     Batches go to the device the model is on; the vectors come back to the CPU before NumPy."""
     model.eval()
-    device = next(model.parameters()).device
-    features = T.encode(sentences, tokenizer, max_length)
+    device = model_device(model)
+    features = encode(sentences, tokenizer, max_length)
     out = []
     for start in tqdm(range(0, len(features), batch_size), desc="[CLS] features", disable=not progress):
-        batch = to_device(T.collate(features[start : start + batch_size], tokenizer.pad_token_id), device)
+        batch = to_device(collate(features[start : start + batch_size], tokenizer.pad_token_id), device)
         out.append(model(batch["input_ids"], batch["attention_mask"], exits="last").cls.float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, model.encoder.config.hidden_size), dtype=np.float32)
+
+
+@torch.no_grad()
+def mean_features(model: MultiExitTokenClassifier, tokenizer, sentences: Sequence[Sequence[str]],
+                  max_length: int = 128, batch_size: int = 32) -> np.ndarray:
+    """The mean of the last layer over all tokens of every sentence (padding left out), ``[N, hidden]`` float32.
+
+    An alternative to :func:`cls_features` (chapter 9's exercise): MSD aligns only the [CLS] vector, so comparing
+    the two features shows whether the rest of the sentence representation moved too."""
+    model.eval()
+    device = model_device(model)
+    features = encode(sentences, tokenizer, max_length)
+    out = []
+    for start in range(0, len(features), batch_size):
+        batch = to_device(collate(features[start : start + batch_size], tokenizer.pad_token_id), device)
+        hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1)
+        out.append(((hidden * mask).sum(1) / mask.sum(1)).float().cpu())  # back from the GPU before NumPy
     return torch.cat(out).numpy() if out else np.zeros((0, model.encoder.config.hidden_size), dtype=np.float32)
 
 
@@ -111,11 +131,11 @@ def run_tsne(profile: Profile, target: str | None = None, out_dir: str | Path | 
     the separability numbers and the figure path."""
     s = profile.msd
     target = target or s.targets[0]
-    baseline, _ = T.cached_teacher(s, multi_exit=False, seed=profile.seed, target=target, progress=progress)
-    student, _ = T.cached_student(s, target, "MSD", seed=profile.seed, progress=progress)
-    tokenizer = T.load_tokenizer(s.encoder)
-    source = T._load(s.source, "test", s.tsne_sentences)["tokens"]
-    target_text = T._load(target, "test", s.tsne_sentences)["tokens"]
+    baseline, _ = cached_teacher(s, multi_exit=False, seed=profile.seed, target=target, progress=progress)
+    student, _ = cached_student(s, target, "MSD", seed=profile.seed, progress=progress)
+    tokenizer = load_tokenizer(s.encoder)
+    source = _load(s.source, "test", s.tsne_sentences)["tokens"]
+    target_text = _load(target, "test", s.tsne_sentences)["tokens"]
     models = {"baseline (single head)": baseline, "MSD student": student}
     panels, scores = compare_models(models, tokenizer, source, target_text, s.max_length, s.eval_batch_size,
                                     profile.seed, progress)

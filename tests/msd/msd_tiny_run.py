@@ -12,19 +12,18 @@ LABELS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", 
 def make_run(folder: Path, seed: int = 0) -> Path:
     """Write an encoder folder and a run folder under ``folder``; returns the run folder."""
     import torch
-    from transformers import AutoModel
 
     from nerlib.msd.model import MultiExitTokenClassifier
+    from nerlib.msd.runs import save_run
     from nerlib.msd.tiny import tiny_encoder, tiny_tokenizer
-    from nerlib.msd.train import TrainLog, save_run
+    from nerlib.msd.train import TrainLog
 
     tok = tiny_tokenizer(WORDS)
     enc_dir = folder / "encoder"
     tiny_encoder(len(tok), layers=5, seed=seed).save_pretrained(enc_dir)
     tok.save_pretrained(enc_dir)
     torch.manual_seed(seed)
-    model = MultiExitTokenClassifier(AutoModel.from_pretrained(enc_dir, add_pooling_layer=False), LABELS,
-                                     first_exit_layer=4)
+    model = MultiExitTokenClassifier.from_encoder(str(enc_dir), LABELS, first_exit_layer=4)
     with torch.no_grad():  # random but decisive heads, so that many different tags come out
         for head in model.heads:
             head.weight.normal_(0, 2.0)

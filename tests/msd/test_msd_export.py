@@ -75,13 +75,15 @@ def test_model_card(tmp_path):
 
 def test_write_run_folder_stores_only_changed_tensors_and_reloads_exactly(tmp_path):
     from nerlib.msd.export import write_run_folder
-    from nerlib.msd.train import load_run
+    from nerlib.msd.runs import load_run
 
     model, info = load_run(make_run(tmp_path / "a"))
     with torch.no_grad():  # "train" one encoder layer: it must be stored; untouched layers must not
         model.encoder.encoder.layer[-1].output.dense.weight.add_(0.5)
     folder = write_run_folder(model, {**info, "profile": "smoke"}, tmp_path / "run")
-    stored = torch.load(folder / "trainable.pt", weights_only=True)
+    from safetensors.torch import load_file
+
+    stored = load_file(folder / "model.safetensors")
     assert "encoder.encoder.layer.4.output.dense.weight" in stored and "heads.0.weight" in stored
     assert "encoder.embeddings.word_embeddings.weight" not in stored
     again, again_info = load_run(folder)

@@ -8,14 +8,17 @@ import pytest
 import torch
 
 from nerlib.config import MSDSettings
+from nerlib.data import tags
+from nerlib.msd import features as F
 from nerlib.msd import train as T
+from nerlib.msd import variants as V
 from nerlib.msd.losses import IGNORE, student_loss, teacher_loss
 from nerlib.msd.model import MultiExitTokenClassifier
 from nerlib.msd.tiny import tiny_encoder, tiny_tokenizer
 
 torch.set_num_threads(1)
 
-LABELS = T.tag_list(["LOC", "MISC", "ORG", "PER"])
+LABELS = tags.tag_names(["LOC", "MISC", "ORG", "PER"])
 WORDS = ["John", "Maria", "lives", "in", "Paris", "Madrid", "works", "at", "Google", "."]
 SENTS = [["John", "lives", "in", "Paris", "."], ["Maria", "works", "at", "Google", "."],
          ["Maria", "lives", "in", "Madrid", "and", "works", "at", "Google", "with", "John", "."], ["John"]]
@@ -26,31 +29,32 @@ L2I = {t: i for i, t in enumerate(LABELS)}
 
 def _model(seed=0, dropout=0.0):
     tok = tiny_tokenizer(WORDS)
-    return MultiExitTokenClassifier(tiny_encoder(len(tok), seed=seed), LABELS, 4, True, dropout=dropout), tok
+    encoder = tiny_encoder(len(tok), seed=seed)
+    return MultiExitTokenClassifier.from_encoder(encoder, LABELS, 4, True, dropout=dropout), tok
 
 
 def test_length_grouped_batches_cover_every_epoch_once_and_pad_less():
     rng = random.Random(0)
     lengths = [rng.randint(3, 64) for _ in range(203)]
-    gen = T.length_grouped_batches(lengths, 8, seed=1, pool=5)
+    gen = F.length_grouped_batches(lengths, 8, seed=1, pool=5)
     for _ in range(3):  # three epochs: 25 full batches each, 203 % 8 = 3 sentences dropped per epoch
         epoch = [next(gen) for _ in range(25)]
         flat = [i for b in epoch for i in b]
         assert all(len(b) == 8 for b in epoch) and len(set(flat)) == len(flat) == 200
-    same = T.length_grouped_batches(lengths, 8, seed=1, pool=5)
-    again = T.length_grouped_batches(lengths, 8, seed=1, pool=5)
+    same = F.length_grouped_batches(lengths, 8, seed=1, pool=5)
+    again = F.length_grouped_batches(lengths, 8, seed=1, pool=5)
     assert [next(same) for _ in range(60)] == [next(again) for _ in range(60)]  # reproducible in the seed
 
     def mean_width(gen):
         return sum(max(lengths[i] for i in next(gen)) for _ in range(100)) / 100
 
-    grouped = mean_width(T.length_grouped_batches(lengths, 8, seed=1, pool=25))
-    plain = mean_width(T.endless_batches(len(lengths), 8, seed=1))
+    grouped = mean_width(F.length_grouped_batches(lengths, 8, seed=1, pool=25))
+    plain = mean_width(F.endless_batches(len(lengths), 8, seed=1))
     assert grouped < 0.7 * plain  # far less padding
     # pool=1: each batch is a random sample, widths like plain random batches
-    assert mean_width(T.length_grouped_batches(lengths, 8, seed=1, pool=1)) > 0.85 * plain
+    assert mean_width(F.length_grouped_batches(lengths, 8, seed=1, pool=1)) > 0.85 * plain
     with pytest.raises(ValueError, match="pool"):
-        next(T.length_grouped_batches(lengths, 8, seed=1, pool=0))
+        next(F.length_grouped_batches(lengths, 8, seed=1, pool=0))
 
 
 def _pad_to(batch, width, pad_id):
@@ -66,8 +70,8 @@ def test_padding_width_does_not_change_teacher_or_student_loss():
     give the same teacher loss, student loss and per-sentence outputs: padding is masked out."""
     model, tok = _model(seed=3)
     model.eval()
-    feats = T.encode(SENTS[:2], tok, 64, TAGS[:2], L2I)
-    tight = T.collate(feats, tok.pad_token_id)
+    feats = F.encode(SENTS[:2], tok, 64, TAGS[:2], L2I)
+    tight = F.collate(feats, tok.pad_token_id)
     wide = _pad_to(tight, 64, tok.pad_token_id)
     probs, _ = T.teacher_outputs(_model(seed=5)[0], feats, tok.pad_token_id)
     with torch.no_grad():
@@ -87,7 +91,7 @@ def test_padding_width_does_not_change_teacher_or_student_loss():
 
 def test_teacher_outputs_do_not_depend_on_batching_and_are_cached(tmp_path, monkeypatch):
     teacher, tok = _model(seed=1)
-    feats = T.encode(SENTS, tok, 64)
+    feats = F.encode(SENTS, tok, 64)
     probs, cls = T.teacher_outputs(teacher, feats, tok.pad_token_id, batch_size=3, cache=tmp_path)
     for i, f in enumerate(feats):  # one sentence at a time, no padding at all
         alone, alone_cls = T.teacher_outputs(teacher, [f], tok.pad_token_id)
@@ -106,7 +110,7 @@ def test_teacher_outputs_do_not_depend_on_batching_and_are_cached(tmp_path, monk
 def test_frozen_bottom_builds_no_autograd_graph():
     model, tok = _model()
     model.freeze_bottom(3)
-    batch = T.collate(T.encode(SENTS, tok, 64), tok.pad_token_id)
+    batch = F.collate(F.encode(SENTS, tok, 64), tok.pad_token_id)
     hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                            output_hidden_states=True).hidden_states
     assert all(h.grad_fn is None and not h.requires_grad for h in hidden[:4])  # embeddings + layers 1-3
@@ -132,16 +136,16 @@ def test_bf16_autocast_agrees_with_fp32(role):
     model.freeze_bottom(3)
     model.eval()  # no dropout: both precisions see the same function (gradients flow in eval mode too)
     s = MSDSettings(max_length=64, batch_size=4, mmd_batch_size=2)
-    feats = T.encode(SENTS, tok, 64, TAGS, L2I)
+    feats = F.encode(SENTS, tok, 64, TAGS, L2I)
     results = {}
     for precision in ("fp32", "bf16"):
         if role == "teacher":
             fn = T.teacher_step_loss(model, feats, tok.pad_token_id, s, iter([[0, 1, 2, 3]]), precision)
         else:
             teacher, _ = _model(seed=7)
-            tgt = T.encode(SENTS, tok, 64)
+            tgt = F.encode(SENTS, tok, 64)
             probs, cls = T.teacher_outputs(teacher, tgt, tok.pad_token_id)
-            fn = T.student_step_loss(model, tgt, probs, tgt, cls, tok.pad_token_id, s, T.Variant(),
+            fn = T.student_step_loss(model, tgt, probs, tgt, cls, tok.pad_token_id, s, V.Variant(),
                                      iter([[0, 1, 2, 3]]), iter([[2, 0]]), precision)
         results[precision] = _step_grads(model, fn)
     (loss32, g32), (loss16, g16) = results["fp32"], results["bf16"]

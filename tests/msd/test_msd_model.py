@@ -13,7 +13,7 @@ LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 def _model(multi_exit=True, layers=6, first=4):
     tok = tiny_tokenizer(["John", "lives", "in", "Paris"])
-    return MultiExitTokenClassifier(tiny_encoder(len(tok), layers=layers), LABELS, first, multi_exit), tok
+    return MultiExitTokenClassifier.from_encoder(tiny_encoder(len(tok), layers=layers), LABELS, first, multi_exit), tok
 
 
 def test_exits_and_shapes():

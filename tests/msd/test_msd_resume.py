@@ -13,13 +13,15 @@ import pytest
 import torch
 
 from nerlib.config import MSDSettings
+from nerlib.data import tags
 from nerlib.msd import train as T
+from nerlib.msd import variants as V
 from nerlib.msd.model import MultiExitTokenClassifier
 from nerlib.msd.tiny import tiny_encoder, tiny_tokenizer
 
 torch.set_num_threads(1)
 
-LABELS = T.tag_list(["LOC", "MISC", "ORG", "PER"])
+LABELS = tags.tag_names(["LOC", "MISC", "ORG", "PER"])
 WORDS = ["John", "Maria", "lives", "in", "Paris", "Madrid", "works", "at", "Google", "."]
 SENTS = [["John", "lives", "in", "Paris", "."], ["Maria", "works", "at", "Google", "."],
          ["Maria", "lives", "in", "Madrid", "."], ["John", "works", "at", "Google"],
@@ -45,7 +47,8 @@ def _settings(**kw):
 def _model(seed, multi_exit=True):
     """A tiny model with dropout on (so the random state matters for resuming)."""
     tok = tiny_tokenizer(WORDS)
-    return MultiExitTokenClassifier(tiny_encoder(len(tok), seed=seed), LABELS, 4, multi_exit, dropout=0.1), tok
+    encoder = tiny_encoder(len(tok), seed=seed)
+    return MultiExitTokenClassifier.from_encoder(encoder, LABELS, 4, multi_exit, dropout=0.1), tok
 
 
 def _stop_after(k):
@@ -92,15 +95,15 @@ def test_student_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     target, source = SENTS[::-1], SENTS
 
     full, _ = _model(seed=2)
-    T.train_student(full, teacher, tok, target, source, settings, T.Variant(), seed=3, progress=False)
+    T.train_student(full, teacher, tok, target, source, settings, V.Variant(), seed=3, progress=False)
     ckpt = tmp_path / "student.pt"
     part, _ = _model(seed=2)
     with pytest.raises(Interrupted):
-        T.train_student(part, teacher, tok, target, source, settings, T.Variant(), seed=3, checkpoint=ckpt,
+        T.train_student(part, teacher, tok, target, source, settings, V.Variant(), seed=3, checkpoint=ckpt,
                         progress=False, on_step=_stop_after(7))
     assert torch.load(ckpt, weights_only=False)["step"] == 6
     resumed, _ = _model(seed=2)
-    T.train_student(resumed, teacher, tok, target, source, settings, T.Variant(), seed=3, checkpoint=ckpt,
+    T.train_student(resumed, teacher, tok, target, source, settings, V.Variant(), seed=3, checkpoint=ckpt,
                     progress=False)
     _assert_same_weights(full, resumed)
 

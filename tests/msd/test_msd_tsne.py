@@ -37,7 +37,7 @@ def test_tsne_shape_and_determinism():
 
 def test_cls_features_and_panels():
     tok = tiny_tokenizer(["hello", "world", "hola", "mundo"])
-    model = MultiExitTokenClassifier(tiny_encoder(len(tok)), ["O", "B-X", "I-X"], 4)
+    model = MultiExitTokenClassifier.from_encoder(tiny_encoder(len(tok)), ["O", "B-X", "I-X"], 4)
     src = [["hello", "world"]] * 6 + [["world"]] * 6
     tgt = [["hola", "mundo"]] * 6 + [["mundo"]] * 6
     feats = S.cls_features(model, tok, src, batch_size=5)
@@ -51,3 +51,15 @@ def test_cls_features_and_panels():
     assert set(scores["tiny"]) == {"mmd2", "probe_accuracy"}
     fig = S.plot_tsne(panels, scores=scores)
     assert len(fig.axes) == 1 and "probe acc" in fig.axes[0].get_title()
+
+
+def test_mean_features_average_the_real_tokens_only():
+    tok = tiny_tokenizer(["hello", "world", "hola", "mundo"])
+    model = MultiExitTokenClassifier.from_encoder(tiny_encoder(len(tok)), ["O", "B-X", "I-X"], 4).eval()
+    sentences = [["hello", "world", "hola"], ["mundo"]]
+    feats = S.mean_features(model, tok, sentences, batch_size=2)  # the second sentence is padded in its batch
+    assert feats.shape == (2, 32)
+    for row, words in enumerate(sentences):
+        with torch.no_grad():
+            alone = model.encoder(**tok([" ".join(words)], return_tensors="pt")).last_hidden_state[0].mean(0)
+        assert np.allclose(feats[row], alone.numpy(), atol=1e-5)
