@@ -25,8 +25,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "chapter_times.json"
+import common
+
+ROOT = common.ROOT
+RESULTS = common.RESULTS / "chapter_times.json"
 
 
 def run_one(notebook: Path, timeout: int) -> dict:

@@ -16,7 +16,7 @@ import json
 
 import torch
 
-from msd_common import provenance, write
+from common import provenance, write
 from nerlib.config import get_profile
 from nerlib.msd.ablation import (EXPERIMENTS, ROWS, ablation_markdown, ablation_records, ablation_table, complete_seeds,
                                  experiment, msd_gain, paired_gains, per_seed_table, run_ablation, with_settings)

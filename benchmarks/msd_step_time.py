@@ -23,10 +23,13 @@ import statistics
 
 import torch
 
-from msd_common import provenance, write
+from common import provenance, write
 from nerlib.config import get_profile, set_seed
 from nerlib.data import load
+from nerlib.data import tags
+from nerlib.msd import model as M
 from nerlib.msd import train as T
+from nerlib.msd import variants as V
 from nerlib.msd.model import MultiExitTokenClassifier
 
 
@@ -42,8 +45,8 @@ def main() -> None:
     profile = get_profile()
     s = dataclasses.replace(profile.msd, teacher_steps=args.steps, student_steps=args.steps, eval_every=0,
                             warmup_ratio=0.0, mmd_batch_size=args.mmd_batch or profile.msd.mmd_batch_size)
-    labels = T.tag_list(("LOC", "MISC", "ORG", "PER"))
-    tok = T.load_tokenizer(s.encoder)
+    labels = tags.tag_names(("LOC", "MISC", "ORG", "PER"))
+    tok = M.load_tokenizer(s.encoder)
     n = s.batch_size * args.steps
     source = load(s.source, "train", n)
     # The plain step runs on the very target sentences the student sees (their tags only give the cross-entropy
@@ -51,15 +54,15 @@ def main() -> None:
     target_labelled = load(args.target, "train", n)
     target = target_labelled["tokens"]
     set_seed(profile.seed)
-    teacher = MultiExitTokenClassifier.from_pretrained(s.encoder, labels, s.first_exit_layer, True)
+    teacher = MultiExitTokenClassifier.from_encoder(s.encoder, labels, s.first_exit_layer, True)
     times: dict[str, list[float]] = {"plain": [], "msd": []}
     for r in range(args.rounds):
-        plain = MultiExitTokenClassifier.from_pretrained(s.encoder, labels, s.first_exit_layer, False)
+        plain = MultiExitTokenClassifier.from_encoder(s.encoder, labels, s.first_exit_layer, False)
         log = T.train_teacher(plain, tok, target_labelled, s, seed=profile.seed + r, progress=False)
         times["plain"] += log.step_seconds[2:]
         del plain
-        student = MultiExitTokenClassifier.from_pretrained(s.encoder, labels, s.first_exit_layer, True)
-        log = T.train_student(student, teacher, tok, target, source["tokens"], s, T.Variant(), seed=profile.seed + r,
+        student = MultiExitTokenClassifier.from_encoder(s.encoder, labels, s.first_exit_layer, True)
+        log = T.train_student(student, teacher, tok, target, source["tokens"], s, V.Variant(), seed=profile.seed + r,
                               progress=False)
         times["msd"] += log.step_seconds[2:]
         del student

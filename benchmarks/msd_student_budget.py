@@ -17,16 +17,18 @@ import json
 
 import torch
 
-from msd_common import RESULTS, provenance, write
+from common import RESULTS, provenance, write
 from nerlib.config import get_profile
 from nerlib.data import load
-from nerlib.msd import train as T
+from nerlib.msd import model as M
+from nerlib.msd import predict as P
+from nerlib.msd import runs as R
 from nerlib.msd.ablation import with_settings
 
 
 def predicted_entity_share(model, tokenizer, sentences, max_length) -> float:
     """Share of words tagged as part of an entity (0 means the model collapsed to all-O)."""
-    tags = T.predict_tags(model, tokenizer, sentences, max_length)
+    tags = P.predict_tags(model, tokenizer, sentences, max_length)
     words = sum(len(t) for t in tags)
     return sum(t != "O" for seq in tags for t in seq) / max(words, 1)
 
@@ -48,20 +50,20 @@ def main() -> None:
                             train_sentences=args.train_sentences, unlabeled_sentences=args.unlabeled_sentences,
                             eval_sentences=args.eval_sentences, eval_every=0)
     s = profile.msd
-    tok = T.load_tokenizer(s.encoder)
+    tok = M.load_tokenizer(s.encoder)
     test = load(args.target, "test", s.eval_sentences)
     gold_share = sum(t != "O" for seq in test["ner_tags"] for t in seq) / sum(len(t) for t in test["ner_tags"])
-    teacher, trun = T.cached_teacher(s, multi_exit=False, seed=profile.seed, progress=True)
+    teacher, trun = R.cached_teacher(s, multi_exit=False, seed=profile.seed, progress=True)
     rows = [{"model": "teacher (direct transfer)", "lr": s.teacher_lr, "steps": s.teacher_steps,
-             "f1": T.evaluate(teacher, tok, test, s.eval_max_length, s.eval_batch_size)["f1"],
+             "f1": P.evaluate(teacher, tok, test, s.eval_max_length, s.eval_batch_size)["f1"],
              "entity_share": predicted_entity_share(teacher, tok, test["tokens"], s.eval_max_length),
              "train_s": trun["log"]["seconds"]}]
     print(rows[-1])
     for lr in args.student_lrs:
         sp = with_settings(profile, student_lr=lr)
-        student, srun = T.cached_student(sp.msd, args.target, "w/o all", seed=profile.seed, progress=True)
+        student, srun = R.cached_student(sp.msd, args.target, "w/o all", seed=profile.seed, progress=True)
         rows.append({"model": "student w/o all", "lr": lr, "steps": s.student_steps,
-                     "f1": T.evaluate(student, tok, test, s.eval_max_length, s.eval_batch_size)["f1"],
+                     "f1": P.evaluate(student, tok, test, s.eval_max_length, s.eval_batch_size)["f1"],
                      "entity_share": predicted_entity_share(student, tok, test["tokens"], s.eval_max_length),
                      "train_s": srun["log"]["seconds"], "final_loss": srun["log"]["losses"][-1]})
         print(rows[-1])

@@ -18,10 +18,12 @@ import json
 
 import torch
 
-from msd_common import RESULTS, provenance, write
+from common import RESULTS, provenance, write
 from nerlib.config import get_profile
 from nerlib.data import load
-from nerlib.msd import train as T
+from nerlib.msd import model as M
+from nerlib.msd import predict as P
+from nerlib.msd import runs as R
 from nerlib.msd.ablation import with_settings
 
 # The convergence targets (first 1,000 test sentences): a plain me5-small fine-tune reaches 83.7 / 60.5 /
@@ -42,7 +44,7 @@ def main() -> None:
     profile = with_settings(get_profile(), teacher_steps=args.teacher_steps, train_sentences=args.train_sentences,
                             eval_sentences=args.eval_sentences, eval_every=0)
     s = profile.msd
-    tok = T.load_tokenizer(s.encoder)
+    tok = M.load_tokenizer(s.encoder)
     datasets = [s.source, *s.targets]
     tests = {name: load(name, "test", s.eval_sentences) for name in datasets}
     budget = f"{s.encoder}, {s.teacher_steps} steps on {s.train_sentences} {s.source} sentences, lr {s.teacher_lr:g}"
@@ -51,8 +53,8 @@ def main() -> None:
     teachers = json.loads(path.read_text())["teachers"] if path.is_file() else []
     for seed in args.seeds:
         for kind in args.kinds:
-            model, run = T.cached_teacher(s, multi_exit=kind == "multi", seed=seed, progress=True)
-            scores = {name: T.evaluate(model, tok, data, s.eval_max_length, s.eval_batch_size)["f1"]
+            model, run = R.cached_teacher(s, multi_exit=kind == "multi", seed=seed, progress=True)
+            scores = {name: P.evaluate(model, tok, data, s.eval_max_length, s.eval_batch_size)["f1"]
                       for name, data in tests.items()}
             entry = {"budget": budget, "seed": seed, "multi_exit": kind == "multi",
                      "source_f1": round(scores[s.source], 2),

@@ -39,11 +39,15 @@ import time
 
 import torch
 
-from msd_common import provenance, write
+from common import provenance, write
 from nerlib.config import get_profile, set_seed
 from nerlib.data import load
 from nerlib.device import cpu_supports_bf16
+from nerlib.data import tags
+from nerlib.msd import features as F
+from nerlib.msd import model as M
 from nerlib.msd import train as T
+from nerlib.msd import variants as V
 from nerlib.msd.losses import IGNORE, mmd2, msd_student_objective, student_loss, teacher_loss
 from nerlib.msd.model import MultiExitTokenClassifier, resolve_encoder
 
@@ -83,20 +87,20 @@ def legacy_step(model, loss, opt, sched):
 
 
 def legacy_teacher_loss(model, features, pad, s, idx):
-    batch = T.collate([features[i] for i in idx], pad)
+    batch = F.collate([features[i] for i in idx], pad)
     out = model(batch["input_ids"], batch["attention_mask"])
     return teacher_loss(out.logits, batch["labels"], out.aux_weights, s.alpha)
 
 
 def legacy_student_loss(student, tgt, probs, src, teacher_cls, pad, s, idx, sidx):
-    batch = T.collate([tgt[i] for i in idx], pad)
+    batch = F.collate([tgt[i] for i in idx], pad)
     out = student(batch["input_ids"], batch["attention_mask"])
     t_probs = T.pad_probs([probs[i] for i in idx], batch["input_ids"].shape[1])
     mask = batch["labels"] != IGNORE
     loss = student_loss(out.logits, list(t_probs), mask, out.aux_weights, s.beta, s.temperature)
     anchor = teacher_cls[sidx]
     mmd_l = mmd2(anchor, out.cls, s.kernel_mul, s.kernel_num)
-    sbatch = T.collate([src[i] for i in sidx], pad)
+    sbatch = F.collate([src[i] for i in sidx], pad)
     s_cls = student(sbatch["input_ids"], sbatch["attention_mask"], exits="last").cls
     mmd_m = mmd2(anchor, s_cls, s.kernel_mul, s.kernel_num)
     return msd_student_objective(loss, mmd_m, mmd_l, s.alpha_mmd, s.beta_mmd, s.mmd_scale)
@@ -160,7 +164,7 @@ def teacher_variant(name, base, tok, features, s, steps, seed, precision="fp32")
         current[:] = [idx]
         T.optimisation_step(loss_fn(0), opt, sched, trainable)
 
-    return Variant(name, step, epoch(T.batch_order(features, s.batch_size, seed, s.length_pool), features, s))
+    return Variant(name, step, epoch(F.batch_order(features, s.batch_size, seed, s.length_pool), features, s))
 
 
 def legacy_teacher_variant(name, base, tok, features, s, steps, seed):
@@ -181,8 +185,8 @@ def student_variant(name, base, tok, tgt, probs, src, teacher_cls, s, steps, see
     opt, sched = T.make_optimizer(model, s.student_lr, steps, s.warmup_ratio, s.weight_decay)
     trainable = [p for p in model.parameters() if p.requires_grad]
     current: list = []
-    src_order = T.endless_batches(len(src), s.mmd_batch_size, seed + 1)
-    loss_fn = T.student_step_loss(model, tgt, probs, src, teacher_cls, tok.pad_token_id, s, T.Variant(),
+    src_order = F.endless_batches(len(src), s.mmd_batch_size, seed + 1)
+    loss_fn = T.student_step_loss(model, tgt, probs, src, teacher_cls, tok.pad_token_id, s, V.Variant(),
                                   iter(lambda: current[0], None), src_order, precision)
 
     def step(idx):
@@ -190,7 +194,7 @@ def student_variant(name, base, tok, tgt, probs, src, teacher_cls, s, steps, see
         current[:] = [idx]
         T.optimisation_step(loss_fn(0), opt, sched, trainable)
 
-    return Variant(name, step, epoch(T.batch_order(tgt, s.batch_size, seed, s.length_pool), tgt, s))
+    return Variant(name, step, epoch(F.batch_order(tgt, s.batch_size, seed, s.length_pool), tgt, s))
 
 
 def legacy_student_variant(name, base, tok, tgt, probs, src, teacher_cls, s, steps, seed):
@@ -242,20 +246,20 @@ def main() -> None:
     s = profile.msd
     seed = profile.seed
     steps = n // s.batch_size  # schedule length: one epoch (only the learning rate's shape depends on it)
-    tok = T.load_tokenizer(s.encoder)
-    labels = T.tag_list(("LOC", "MISC", "ORG", "PER"))
+    tok = M.load_tokenizer(s.encoder)
+    labels = tags.tag_names(("LOC", "MISC", "ORG", "PER"))
     label2id = {t: i for i, t in enumerate(labels)}
     en, es = load(s.source, "train", n), load(args.target, "train", n)
-    en_feats = T.encode(en["tokens"], tok, s.max_length, en["ner_tags"], label2id, where=s.source)
-    es_feats = T.encode(es["tokens"], tok, s.max_length, es["ner_tags"], label2id, where=args.target)
-    tgt = T.encode(es["tokens"], tok, s.max_length, where=args.target)  # the student never reads target tags
+    en_feats = F.encode(en["tokens"], tok, s.max_length, en["ner_tags"], label2id, where=s.source)
+    es_feats = F.encode(es["tokens"], tok, s.max_length, es["ner_tags"], label2id, where=args.target)
+    tgt = F.encode(es["tokens"], tok, s.max_length, where=args.target)  # the student never reads target tags
     src = en_feats[: args.mmd_source]
 
     from transformers import AutoModelForTokenClassification
 
     set_seed(seed)
     t_load = time.perf_counter()
-    base = MultiExitTokenClassifier.from_pretrained(s.encoder, labels, s.first_exit_layer, True)
+    base = MultiExitTokenClassifier.from_encoder(s.encoder, labels, s.first_exit_layer, True)
     hf = AutoModelForTokenClassification.from_pretrained(resolve_encoder(s.encoder), num_labels=len(labels))
     # Each variant's batches: k batches of its first epoch over the n sentences, at evenly spaced quantiles of
     # padded width (a representative sample of the epoch), taken in the same order of quantiles by every variant.
@@ -276,7 +280,7 @@ def main() -> None:
     if not args.legacy and not args.quick:
         student_specs.append(("student_bf16", "bf16"))
     orders = {"legacy_student": epoch(legacy_batches(len(tgt), s.batch_size, seed), tgt, s)}
-    orders.update({name: epoch(T.batch_order(tgt, s.batch_size, seed, s.length_pool), tgt, s)
+    orders.update({name: epoch(F.batch_order(tgt, s.batch_size, seed, s.length_pool), tgt, s)
                    for name, _ in student_specs})
     needed = sorted({i for b in orders.values() for b2 in [quantile_batches(b, tgt, k, ranks)] for x in b2 for i in x}
                     | {i for b in orders.values() for i in b[0]})

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from uniner_common import markdown_table, provenance, write
+from common import markdown_table, provenance, write
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from uniner_common import provenance, write
+from common import provenance, write
 
 
 def _key(record: dict) -> tuple:

@@ -15,9 +15,7 @@ import dataclasses
 
 import torch
 
-from uniner_common import provenance, train_summary, write
-
-DOMAINS = ("ai", "literature", "music", "politics", "science")
+from common import DOMAINS, provenance, train_summary, write
 
 
 def main() -> None:
@@ -33,7 +31,7 @@ def main() -> None:
 
     from nerlib.config import get_profile
     from nerlib.course import quiet_libraries
-    from nerlib.uniner.evaluate import train_and_evaluate
+    from nerlib.uniner.pipeline import train_and_evaluate
 
     quiet_libraries()
     profile = get_profile()

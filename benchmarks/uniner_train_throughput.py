@@ -14,7 +14,7 @@ import tempfile
 
 import torch
 
-from uniner_common import markdown_table, provenance, write
+from common import markdown_table, provenance, write
 
 
 def main() -> None:

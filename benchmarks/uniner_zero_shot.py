@@ -14,9 +14,7 @@ import dataclasses
 
 import torch
 
-from uniner_common import provenance, train_summary, write
-
-DOMAINS = ("ai", "literature", "music", "politics", "science")
+from common import DOMAINS, provenance, train_summary, write
 
 
 def main() -> None:
@@ -32,7 +30,7 @@ def main() -> None:
 
     from nerlib.config import get_profile
     from nerlib.course import quiet_libraries
-    from nerlib.uniner.evaluate import evaluate_base, train_and_evaluate
+    from nerlib.uniner.pipeline import evaluate_base, train_and_evaluate
 
     quiet_libraries()
     profile = get_profile()

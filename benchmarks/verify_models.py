@@ -25,8 +25,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "models.json"
+import common
+
+ROOT = common.ROOT
+RESULTS = common.RESULTS / "models.json"
 LANGUAGES = ("conll2003_en", "conll2002_es", "conll2002_nl")
 
 

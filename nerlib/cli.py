@@ -26,16 +26,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from nerlib import config
+from nerlib.msd.variants import ROWS as MSD_ROWS, VARIANTS
 
 EXIT_USAGE = 2
 EXIT_NOT_AVAILABLE = 3
-# The ablation variants of nerlib.msd.train.VARIANTS (repeated here so that --help needs no torch import).
-MSD_VARIANTS = ("MSD", "w/o distillers", "w/o MMD^L", "w/o MMD^M", "w/o all")
-# The rows of nerlib.msd.ablation.ROWS: the variants plus the single-head teacher applied as it is.
-MSD_ROWS = MSD_VARIANTS + ("direct transfer",)
-# MSD settings that the msd commands can override from the command line (name -> type).
-MSD_BUDGET = {"teacher_steps": int, "student_steps": int, "teacher_lr": float, "student_lr": float,
-              "batch_size": int, "train_sentences": int, "unlabeled_sentences": int, "eval_sentences": int}
+# The ablation's variants (nerlib.msd.variants imports nothing: --help stays fast and works in a bare install).
+MSD_VARIANTS = tuple(VARIANTS)
 
 
 def positive_int(text: str) -> int:
@@ -83,9 +79,10 @@ steps_int.__name__ = "number of steps"
 positive_float.__name__ = "positive number"
 non_negative_int.__name__ = "non-negative integer"
 seed_int.__name__ = "seed"
-#: The argparse type of each MSD budget flag.
-MSD_BUDGET_TYPES = {"teacher_steps": steps_int, "student_steps": steps_int, "teacher_lr": positive_float,
-                    "student_lr": positive_float}
+#: MSD settings that the msd commands can override from the command line, with each flag's argparse type.
+MSD_BUDGET = {"teacher_steps": steps_int, "student_steps": steps_int, "teacher_lr": positive_float,
+              "student_lr": positive_float, "batch_size": positive_int, "train_sentences": positive_int,
+              "unlabeled_sentences": positive_int, "eval_sentences": positive_int}
 
 
 class CLIError(Exception):
@@ -169,15 +166,13 @@ def _profile(args: argparse.Namespace) -> config.Profile:
 
 
 def _run_dir(args: argparse.Namespace, step: str, own: bool = True) -> Path:
-    """Where a step writes its artefacts: ``--out-dir`` (for the running step, ``own``) or
-    ``<cache>/runs/<profile>/<step>``; the running step's folder is created, another step's is only located."""
-    if own and getattr(args, "out_dir", None):
-        path = Path(args.out_dir)
-    else:
-        path = config.cache_dir() / "runs" / _profile(args).name / step
-    if own:
-        path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where a step writes its artefacts (:func:`nerlib.runs.run_dir`): ``--out-dir`` for the running step (``own``,
+    created), else ``<cache>/runs/<profile>/<step>``; another step's folder is only located."""
+    from nerlib.runs import run_dir  # imports nerlib.data: only when a command runs
+
+    out_dir = (getattr(args, "out_dir", None) if own else None) or None
+    profile = "" if out_dir else _profile(args).name  # with --out-dir, no profile (the default one looks for a GPU)
+    return run_dir(profile, step, out_dir=out_dir, create=own)
 
 
 # ----------------------------------------------------------------------------------------------------- commands
@@ -255,7 +250,7 @@ def cmd_uniner_annotate(args: argparse.Namespace) -> dict:
             raise CLIError("--input needs --teacher MODEL and --base-url URL (an OpenAI-compatible endpoint)")
         if args.api_key_env and not os.environ.get(args.api_key_env):
             raise CLIError(f"the environment variable {args.api_key_env} (named by --api-key-env) is not set")
-        fn = library_function(teacher_mod, "annotate_file", "uniner annotate --input")
+        fn = library_function("nerlib.uniner.pipeline", "annotate_file", "uniner annotate --input")
         run = lambda out: fn(args.input, out, args.teacher, args.base_url,  # noqa: E731
                              api_key_env=args.api_key_env or "OPENAI_API_KEY", price_per_1k=price,
                              max_workers=args.workers, timeout=args.timeout, progress=True, **budget)
@@ -263,7 +258,7 @@ def cmd_uniner_annotate(args: argparse.Namespace) -> dict:
         if args.teacher or args.base_url or args.price_in is not None:
             raise CLIError("--teacher, --base-url and the prices go with --input FILE (without it the profile's "
                            "teacher annotates the profile's passages)")
-        fn = library_function(teacher_mod, "annotate", "uniner annotate")
+        fn = library_function("nerlib.uniner.pipeline", "annotate", "uniner annotate")
         run = lambda out: fn(_profile(args), out_dir=out, progress=True, **budget)  # noqa: E731
     teacher_error = importlib.import_module(teacher_mod).TeacherError
     import logging
@@ -320,7 +315,7 @@ def cmd_uniner_build_data(args: argparse.Namespace) -> dict:
 
 
 def cmd_uniner_train(args: argparse.Namespace) -> dict:
-    fn = library_function("nerlib.uniner.train", "train", "uniner train")
+    fn = library_function("nerlib.uniner.pipeline", "train", "uniner train")
     examples = args.examples or _run_dir(args, "uniner_data", own=False) / "train.jsonl"
     if not Path(examples).is_file():
         raise CLIError(f"no training examples at {examples}: run `nerlib uniner build-data` first (or pass --examples)")
@@ -328,13 +323,13 @@ def cmd_uniner_train(args: argparse.Namespace) -> dict:
 
 
 def cmd_uniner_evaluate(args: argparse.Namespace) -> dict:
-    fn = library_function("nerlib.uniner.evaluate", "evaluate", "uniner evaluate")
+    fn = library_function("nerlib.uniner.pipeline", "evaluate", "uniner evaluate")
     model = args.model
     if model is None:  # the student trained by `nerlib uniner train`, else the untuned student
         trained = _run_dir(args, "uniner_train", own=False)
         model = str(trained) if trained.is_dir() and any(trained.glob("*.json")) else None
     if args.eval_file or args.dataset:  # any evaluation file, or a BIO dataset converted to one
-        fn = library_function("nerlib.uniner.eval_data", "evaluate_student", "uniner evaluate")
+        fn = library_function("nerlib.uniner.pipeline", "evaluate_student", "uniner evaluate")
         return fn(model, eval_file=args.eval_file, dataset=args.dataset, split=args.split, labels=args.labels,
                   limit=args.limit, max_new_tokens=_profile(args).uniner.max_new_tokens,
                   out_dir=_run_dir(args, "uniner_eval"), profile=_profile(args))
@@ -358,10 +353,17 @@ def cmd_uniner_extract(args: argparse.Namespace) -> JsonLines:
                         max_passage_tokens=args.max_passage_tokens))
 
 
+def _card_scores(args: argparse.Namespace, command: str) -> dict | None:
+    """The scores of an export's ``--scores FILE`` (an evaluate command's JSON) for its model card, if given."""
+    if not args.scores:
+        return None
+    return library_function("nerlib.modelcard", "scores_from_file", command)(args.scores)
+
+
 def cmd_uniner_export(args: argparse.Namespace) -> dict:
     fn = library_function("nerlib.uniner.export", "export_model", "uniner export")
-    scores = library_function("nerlib.modelcard", "scores_from_file", "uniner export")(args.scores) if args.scores else None
-    return fn(args.model, args.out, base=args.base, scores=scores, push_to=args.push_to_hub, profile=args.profile)
+    return fn(args.model, args.out, base=args.base, scores=_card_scores(args, "uniner export"),
+              push_to=args.push_to_hub, profile=args.profile)
 
 
 def cmd_uniner_make_eval(args: argparse.Namespace) -> dict:
@@ -377,8 +379,7 @@ def cmd_msd_tag(args: argparse.Namespace) -> JsonLines:
 
 def cmd_msd_export(args: argparse.Namespace) -> dict:
     fn = library_function("nerlib.msd.export", "export_model", "msd export")
-    scores = library_function("nerlib.modelcard", "scores_from_file", "msd export")(args.scores) if args.scores else None
-    return fn(args.run, args.out, scores=scores, push_to=args.push_to_hub)
+    return fn(args.run, args.out, scores=_card_scores(args, "msd export"), push_to=args.push_to_hub)
 
 
 def cmd_msd_evaluate(args: argparse.Namespace) -> dict:
@@ -409,8 +410,8 @@ def _write_run(args: argparse.Namespace, model, run: dict, step: str) -> str | N
 
 def _msd_scores(model, settings, names: Sequence[str]) -> dict:
     """seqeval F1 of an MSD model on the first ``settings.eval_sentences`` test sentences of each dataset."""
-    evaluate = library_function("nerlib.msd.train", "evaluate", "msd")
-    load_tokenizer = library_function("nerlib.msd.train", "load_tokenizer", "msd")
+    evaluate = library_function("nerlib.msd.predict", "evaluate", "msd")
+    load_tokenizer = library_function("nerlib.msd.model", "load_tokenizer", "msd")
     load = library_function("nerlib.data", "load", "msd")
     tokenizer = load_tokenizer(settings.encoder)
     scores = {}
@@ -434,7 +435,7 @@ def _run_summary(run: dict) -> dict:
 
 
 def cmd_msd_train_teacher(args: argparse.Namespace) -> dict:
-    fn = library_function("nerlib.msd.train", "cached_teacher", "msd train-teacher")
+    fn = library_function("nerlib.msd.runs", "cached_teacher", "msd train-teacher")
     prof = _profile(args)
     s = _msd_data(args, prof.msd)
     _check_msd(s, s.targets if not args.no_eval else [])
@@ -448,7 +449,7 @@ def cmd_msd_train_teacher(args: argparse.Namespace) -> dict:
 
 
 def cmd_msd_train_student(args: argparse.Namespace) -> dict:
-    fn = library_function("nerlib.msd.train", "cached_student", "msd train-student")
+    fn = library_function("nerlib.msd.runs", "cached_student", "msd train-student")
     prof = _profile(args)
     s = _msd_data(args, prof.msd)
     targets = list(s.targets)
@@ -502,12 +503,28 @@ def _progress(items: Sequence[str], desc: str):
 # ------------------------------------------------------------------------------------------------------- parser
 
 
-def _common(p: argparse.ArgumentParser, out_dir: bool = False) -> None:
+def _common(p: argparse.ArgumentParser, out_dir: bool = False, short_output: bool = True) -> None:
+    """The options of every command: ``--profile``, ``--seed``, ``-o/--output`` (only ``--output`` where the command
+    takes ``-o`` for something else) and, for a step that writes artefacts, ``--out-dir``."""
     p.add_argument("--profile", choices=config.PROFILES, help="profile to use (default: $NERLIB_PROFILE)")
     p.add_argument("--seed", type=seed_int, help="override the profile's seed")
-    p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON result to FILE")
+    p.add_argument(*(("-o", "--output") if short_output else ("--output",)), metavar="FILE",
+                   help="also write the JSON result to FILE")
     if out_dir:
         p.add_argument("--out-dir", metavar="DIR", help="where artefacts go (default: <cache>/runs/<profile>/<step>)")
+
+
+def _text_options(p: argparse.ArgumentParser) -> None:
+    """The input of both raw-text commands (``uniner extract``, ``msd tag``): one text, or a file of texts."""
+    p.add_argument("--text", help="the text")
+    p.add_argument("--input", metavar="FILE", help="texts: one per line, or JSONL with a \"text\" field")
+
+
+def _export_options(p: argparse.ArgumentParser) -> None:
+    """The options of both export commands: the folder to write, an optional hub upload, the card's scores."""
+    p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
+    p.add_argument("--push-to-hub", metavar="REPO", help="also upload to the hub as REPO (private; needs a token)")
+    p.add_argument("--scores", metavar="FILE", help="an evaluate command's JSON (-o FILE) for the card's score table")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -534,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="convert models once into the cache",
         description="Convert models into the cache (default: the profile's MSD encoder and UniversalNER student).",
     )
-    p.add_argument("names", nargs="*", help="short names (me5-small, minilm-l6, smollm2-135m, gemma-3-270m)")
+    p.add_argument("names", nargs="*", help="short names, as `nerlib models list` shows them")
     _common(p)
     p.set_defaults(func=cmd_models_prepare)
 
@@ -601,8 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "prints one JSON object per text with character offsets.")
     p.add_argument("--model", required=True, help="trained folder (LoRA adapter or exported model) or model name")
     p.add_argument("--types", required=True, help='entity types in natural language, e.g. "person,organization"')
-    p.add_argument("--text", help="the text")
-    p.add_argument("--input", metavar="FILE", help="texts: one per line, or JSONL with a \"text\" field")
+    _text_options(p)
     p.add_argument("--max-new-tokens", type=positive_int, default=64, metavar="N", help="answer budget per type")
     p.add_argument("--max-passage-tokens", type=positive_int, default=256, metavar="N",
                    help="longer texts are cut into windows of at most N tokens (default: 256)")
@@ -611,10 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = usub.add_parser("export", help="merge a LoRA student into a plain causal LM folder with a model card",
                         description="Export a trained student as an AutoModelForCausalLM folder (LoRA merged).")
     p.add_argument("--model", required=True, help="trained folder (LoRA adapter or full model)")
-    p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
     p.add_argument("--base", help="base model of the adapter (default: the one its adapter_config.json names)")
-    p.add_argument("--push-to-hub", metavar="REPO", help="also upload to the hub as REPO (private; needs a token)")
-    p.add_argument("--scores", metavar="FILE", help="an evaluate command's JSON (-o FILE) for the card's score table")
+    _export_options(p)
     _common(p)
     p.set_defaults(func=cmd_uniner_export)
     p = usub.add_parser("make-eval", help="write an evaluation file in the official format from a BIO dataset",
@@ -628,9 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--golds", choices=("auto", "official", "exact"), default="auto",
                    help="official: drop sentence-final entities as the official CrossNER files do; exact: keep "
                    "them; auto (default): official for the five CrossNER datasets, exact elsewhere")
-    p.add_argument("--profile", choices=config.PROFILES, help="profile to use (default: $NERLIB_PROFILE)")
-    p.add_argument("--seed", type=seed_int, help="override the profile's seed")
-    p.add_argument("--output", metavar="FILE", help="also write the JSON summary to FILE (-o is the eval file)")
+    _common(p, short_output=False)
     p.set_defaults(func=cmd_uniner_make_eval)
 
     msd = sub.add_parser("msd", help="MSD pipeline", description="MSD: mixture of short-channel distillers.")
@@ -642,20 +654,21 @@ def build_parser() -> argparse.ArgumentParser:
         ("tsne", "t-SNE of [CLS] features across languages", cmd_msd_tsne),
     ):
         p = ssub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        if name == "tsne":
+            p.add_argument("--target", help="target dataset (default: the profile's first target)")
+        else:
+            what = "to evaluate on, registry name or data folder " if name == "train-teacher" else ""
+            p.add_argument("--target", action="append",
+                           help=f"target dataset {what}(repeatable; default: the profile's)")
         if name == "train-teacher":
             p.add_argument("--single-exit", action="store_true", help="one exit at the last layer (plain baseline)")
         if name == "train-student":
-            p.add_argument("--target", action="append", help="target dataset (repeatable; default: the profile's)")
             p.add_argument("--variant", default="MSD", choices=MSD_VARIANTS, help="which components (default: MSD)")
-        if name == "train-teacher":
-            p.add_argument("--target", action="append", help="target dataset to evaluate on, registry name or data "
-                           "folder (repeatable; default: the profile's)")
         if name in ("train-teacher", "train-student"):
             p.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation")
             p.add_argument("--source", metavar="NAME_OR_DIR", help="labelled source dataset: registry name or data "
                            "folder with train/validation/test files (default: the profile's msd.source)")
         if name == "ablation":
-            p.add_argument("--target", action="append", help="target dataset (repeatable; default: the profile's)")
             p.add_argument("--max-cells", type=non_negative_int,
                            help="stop after this many new runs (resumable; a time budget)")
             p.add_argument("--rows", nargs="+", choices=MSD_ROWS, metavar="ROW",
@@ -663,11 +676,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seeds", nargs="+", type=seed_int, help="seeds to average (default: the profile's)")
         if name != "tsne":
             for field, kind in MSD_BUDGET.items():
-                p.add_argument("--" + field.replace("_", "-"), metavar="N" if kind is int else "X",
-                               type=MSD_BUDGET_TYPES.get(field, positive_int),
-                               help=f"override the profile's msd.{field}")
-        if name == "tsne":
-            p.add_argument("--target", help="target dataset (default: the profile's first target)")
+                p.add_argument("--" + field.replace("_", "-"), metavar="X" if kind is positive_float else "N",
+                               type=kind, help=f"override the profile's msd.{field}")
         _common(p, out_dir=True)
         p.set_defaults(func=func)
 
@@ -675,16 +685,13 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Tag raw text (split into CoNLL-style words) with a run folder or an exported "
                         "model; prints one JSON object per text.")
     p.add_argument("--model", required=True, help="run folder (train-teacher/train-student --out-dir) or export")
-    p.add_argument("--text", help="the text")
-    p.add_argument("--input", metavar="FILE", help="texts: one per line, or JSONL with a \"text\" field")
+    _text_options(p)
     _common(p)
     p.set_defaults(func=cmd_msd_tag)
     p = ssub.add_parser("export", help="the last exit as an AutoModelForTokenClassification folder",
                         description="Export a run's last exit as a standard token-classification model with a card.")
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="run folder (train-teacher/train-student --out-dir)")
-    p.add_argument("--out", required=True, metavar="DIR", help="the export folder")
-    p.add_argument("--push-to-hub", metavar="REPO", help="also upload to the hub as REPO (private; needs a token)")
-    p.add_argument("--scores", metavar="FILE", help="an evaluate command's JSON (-o FILE) for the card's score table")
+    _export_options(p)
     _common(p)
     p.set_defaults(func=cmd_msd_export)
     p = ssub.add_parser("evaluate", help="strict and partial F1 per type on any BIO dataset",

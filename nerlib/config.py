@@ -314,7 +314,8 @@ def hub_unavailable(what: str, err: BaseException) -> HubUnavailableError:
 def check_settings() -> None:
     """Check every ``NERLIB_*`` setting this module reads before a command does any work; a bad value raises
     :class:`SettingError` (or ``FileNotFoundError`` for a data folder that does not exist) naming the variable."""
-    profile_name()
+    if os.environ.get(PROFILE_ENV, "").strip():  # unset: the default is chosen later, only if needed (torch, ~4 s)
+        profile_name()
     env_seed()
     data_dir()
     cache_dir()

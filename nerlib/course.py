@@ -16,12 +16,22 @@ def in_book_build() -> bool:
     return os.environ.get("NERLIB_BOOK_BUILD", "") == "1"
 
 
+#: The dependencies whose Python warnings a chapter does not show: deprecation notices about their own internals
+#: (transformers' ``is_gradient_checkpointing``), seqeval's ill-defined F1 of a model that predicts nothing, the
+#: notebook kernel's machinery. Matched against the module a warning is attributed to.
+QUIET_LIBRARIES = ("transformers", "torch", "datasets", "peft", "accelerate", "huggingface_hub", "tokenizers",
+                   "safetensors", "seqeval", "sklearn", "scipy", "numpy", "pandas", "matplotlib", "tqdm", "urllib3",
+                   "filelock", "ipykernel", "IPython", "jupyter_client", "jupyter_core", "traitlets", "zmq")
+
+
 def quiet_libraries() -> None:
-    """Silence the library chatter that would bury a chapter's output (and fail a build that treats stderr as
-    a warning): transformers/datasets logging, hub progress bars, Python warnings from dependencies."""
+    """Silence the library chatter that would bury a chapter's output (and fail the book build, which treats
+    stderr as a warning and warnings as errors): transformers/datasets logging, hub progress bars, Python warnings
+    raised in the :data:`QUIET_LIBRARIES`. nerlib's own warnings (a cut-off cache line, skipped passages) still
+    show: they say something about the reader's data."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("ignore", module=r"(%s)(\.|$)" % "|".join(QUIET_LIBRARIES))
     for name in ("transformers", "datasets", "peft", "accelerate", "huggingface_hub", "urllib3", "filelock"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import types
@@ -150,7 +151,7 @@ def test_python_dash_m_runs_in_a_subprocess():
 
 
 def test_msd_variant_choices_match_the_library():
-    from nerlib.msd.train import VARIANTS
+    from nerlib.msd.variants import VARIANTS
 
     assert cli.MSD_VARIANTS == tuple(VARIANTS)
 
@@ -235,9 +236,41 @@ def test_msd_budget_flags_override_the_profile(monkeypatch, tmp_path, capsys):
 
 
 def test_msd_rows_and_variants_agree_with_the_library():
-    from nerlib.msd.ablation import ROWS
-    from nerlib.msd.train import VARIANTS
+    from nerlib.msd.variants import ROWS, VARIANTS
 
     assert cli.MSD_ROWS == ROWS and set(cli.MSD_VARIANTS) == set(VARIANTS)
     fields = {f.name: f.type for f in dataclasses.fields(config.MSDSettings)}
     assert set(cli.MSD_BUDGET) <= set(fields)
+
+
+def test_help_and_preflight_import_no_torch():
+    """--help and the checks before a command stay fast (importing torch costs seconds), also with NERLIB_PROFILE
+    unset: choosing the default profile looks for a GPU, which only a command that needs the profile does."""
+    code = ("import sys; from nerlib import cli\n"
+            "cli.preflight(cli.build_parser().parse_args(['data', 'show', 'conll2003_en']))\n"
+            "try: cli.main(['msd', 'train-student', '--help'])\n"
+            "except SystemExit as e: assert e.code == 0\n"
+            "print(sorted({'torch', 'transformers', 'datasets'} & set(sys.modules)))")
+    env = {k: v for k, v in os.environ.items() if k != config.PROFILE_ENV}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_run_dir_is_the_library_layout(monkeypatch, tmp_path):
+    from nerlib.runs import run_dir
+
+    monkeypatch.setenv("NERLIB_CACHE_DIR", str(tmp_path))
+    args = cli.build_parser().parse_args(["msd", "tsne", "--profile", "smoke"])
+    assert cli._run_dir(args, "msd_tsne", own=False) == run_dir("smoke", "msd_tsne", create=False)
+    assert not (tmp_path / "runs" / "smoke" / "msd_tsne").exists()  # another step's folder is only located
+    assert cli._run_dir(args, "msd_tsne") == tmp_path / "runs" / "smoke" / "msd_tsne"
+    assert run_dir("smoke", "msd_tsne", create=False).is_dir()
+    args.out_dir = str(tmp_path / "mine")
+    assert cli._run_dir(args, "msd_tsne") == tmp_path / "mine" and (tmp_path / "mine").is_dir()
+
+
+@pytest.mark.parametrize("words", [["uniner", "export", "--model", "m"], ["msd", "export", "--run", "r"]])
+def test_both_exports_take_the_same_options(words):
+    args = cli.build_parser().parse_args([*words, "--out", "d", "--push-to-hub", "me/x", "--scores", "s.json"])
+    assert (args.out, args.push_to_hub, args.scores) == ("d", "me/x", "s.json")

@@ -27,7 +27,7 @@ def _lines(capsys) -> list[dict]:
 @pytest.fixture
 def teacher_run(tmp_path, monkeypatch):
     """`msd train-teacher` with the training replaced by a tiny model (the command's own code runs)."""
-    from nerlib.msd.train import load_run
+    from nerlib.msd.runs import load_run
 
     model, info = load_run(make_run(tmp_path / "tiny"))
     seen = {}
@@ -36,7 +36,7 @@ def teacher_run(tmp_path, monkeypatch):
         seen["settings"] = settings
         return model, {**info, "role": "teacher"}
 
-    monkeypatch.setattr("nerlib.msd.train.cached_teacher", fake_teacher)
+    monkeypatch.setattr("nerlib.msd.runs.cached_teacher", fake_teacher)
     return seen
 
 
@@ -55,7 +55,7 @@ def test_msd_out_dir_tag_export_evaluate(teacher_run, source_folder, tmp_path, c
     assert cli.main(["msd", "train-teacher", "--profile", "smoke", "--no-eval", "--source", str(source_folder),
                      "--target", str(source_folder), "--out-dir", str(run)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["run_dir"] == str(run) and (run / "run.json").is_file() and (run / "trainable.pt").is_file()
+    assert out["run_dir"] == str(run) and (run / "run.json").is_file() and (run / "model.safetensors").is_file()
     assert teacher_run["settings"].source == str(source_folder)
     assert teacher_run["settings"].targets == (str(source_folder),)
 

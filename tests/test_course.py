@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,21 @@ def test_source_markdown_shows_the_function_it_names():
     assert "```python\ndef run_key(" in text and text.endswith("```")
     with pytest.raises(TypeError, match="function or class"):
         source_markdown(42)
+
+
+def test_quiet_libraries_hides_library_warnings_but_not_nerlib_ones(tmp_path):
+    from seqeval.metrics import f1_score
+
+    from nerlib.runs import AppendLog
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"a": 1}\n{"a": ')  # an interrupted write: nerlib warns that it skips the cut-off line
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        course.quiet_libraries()
+        assert f1_score([["B-PER"]], [["O"]]) == 0.0  # seqeval: "F-score is ill-defined", a library warning
+        warnings.warn_explicit("deprecated", FutureWarning, "modeling_utils.py", 1, module="transformers.modeling_utils")
+        assert list(AppendLog(log)) == [{"a": 1}]
+        warnings.warn("a chapter's own warning")
+    messages = [str(w.message) for w in seen]
+    assert len(messages) == 2 and "cut-off last line" in messages[0] and messages[1] == "a chapter's own warning"

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 
 import pytest
 
-from nerlib.data.gazetteer import Gazetteer
+from nerlib.data.gazetteer import Gazetteer, gazetteer_scores
 from nerlib.plots import bar_chart, grouped_bars, plot_type_distribution, tag_table
 
 
@@ -21,6 +21,25 @@ def test_gazetteer_fit_and_longest_match():
         (1, 4, "ORG"), (5, 7, "LOC"), (7, 8, "LOC")]
     assert Gazetteer.fit(tokens, tags, lowercase=True).spans(["new", "YORK"]) == [(0, 2, "LOC")]
     assert Gazetteer.fit([], []).spans(["a"]) == []
+
+
+def test_gazetteer_scores_fits_on_train_and_scores_test(tmp_path):
+    from nerlib.data import write_jsonl
+
+    train = [{"tokens": ["New", "York", "Times"], "ner_tags": ["B-ORG", "I-ORG", "I-ORG"]},
+             {"tokens": ["Paris", "."], "ner_tags": ["B-LOC", "O"]}, {"tokens": ["Oslo"], "ner_tags": ["B-LOC"]}]
+    test = [{"tokens": ["The", "New", "York", "Times", "Paris"], "ner_tags": ["B-ORG", "I-ORG", "I-ORG", "I-ORG", "B-LOC"]},
+            {"tokens": ["oslo"], "ner_tags": ["B-LOC"]}]
+    for split, rows in (("train", train), ("validation", test), ("test", test)):
+        write_jsonl(rows, tmp_path / f"{split}.jsonl")
+    r = gazetteer_scores(str(tmp_path), train_sentences=2)  # "Oslo" (third sentence) is not learnt
+    assert r.predicted_tags == [["O", "B-ORG", "I-ORG", "I-ORG", "B-LOC"], ["O"]]
+    assert r.gold_tags == [t["ner_tags"] for t in test]
+    # 3 gold, 2 predicted: Paris matches; "New York Times" inside "The New York Times" earns 1/2 with partial credit
+    assert r.f1() == {"strict": 0.4, "partial": 0.6}
+    assert r.per_type_f1() == {"LOC": {"strict": pytest.approx(2 / 3), "partial": pytest.approx(2 / 3)},
+                               "ORG": {"strict": 0.0, "partial": 0.5}}
+    assert gazetteer_scores(str(tmp_path), lowercase=True).predicted_tags[1] == ["B-LOC"]
 
 
 def test_tag_table_and_plots():

@@ -10,7 +10,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from nerlib.data.tags import Span, bio_to_spans
+from nerlib.data.registry import load
+from nerlib.data.tags import Span, bio_to_spans, spans_to_bio
+from nerlib.metrics import span_f1
 
 
 @dataclass
@@ -48,3 +50,35 @@ class Gazetteer:
             else:
                 i += 1
         return out
+
+
+@dataclass(frozen=True)
+class GazetteerScores:
+    """A gazetteer's predictions on a test set and their strict and partial :func:`~nerlib.metrics.span_f1`."""
+
+    strict: dict
+    partial: dict
+    gold_tags: list[list[str]]
+    predicted_tags: list[list[str]]
+
+    def f1(self, digits: int = 3) -> dict[str, float]:
+        """Overall F1, strict and partial."""
+        return {"strict": round(self.strict["f1"], digits), "partial": round(self.partial["f1"], digits)}
+
+    def per_type_f1(self) -> dict[str, dict[str, float]]:
+        """F1 of each gold or predicted type, strict and partial: ``{type: {"strict": f1, "partial": f1}}``."""
+        return {t: {"strict": self.strict["per_type"][t]["f1"], "partial": self.partial["per_type"][t]["f1"]}
+                for t in self.strict["per_type"]}
+
+
+def gazetteer_scores(name: str, train_sentences: int | None = None, test_sentences: int | None = None,
+                     lowercase: bool = False) -> GazetteerScores:
+    """Fit a :class:`Gazetteer` on the first ``train_sentences`` training sentences of dataset ``name``, tag its
+    first ``test_sentences`` test sentences and score the predictions (chapter 1's baseline; ``None``: all)."""
+    train = load(name, "train", limit=train_sentences)
+    test = load(name, "test", limit=test_sentences)
+    gaz = Gazetteer.fit(train["tokens"], train["ner_tags"], lowercase=lowercase)
+    gold = [bio_to_spans(tags) for tags in test["ner_tags"]]
+    pred = [gaz.spans(tokens) for tokens in test["tokens"]]
+    return GazetteerScores(span_f1(gold, pred), span_f1(gold, pred, partial=True), list(test["ner_tags"]),
+                           [spans_to_bio(spans, len(tokens)) for spans, tokens in zip(pred, test["tokens"])])

@@ -1,4 +1,9 @@
-"""Shared helpers of the UniversalNER benchmarks: provenance of a number, loading the student, writing results."""
+"""What the benchmark scripts share: where results go, the provenance of a number and writing a result.
+
+Every script writes ``benchmarks/results/<name>.json`` (the record, with its ``provenance``) and
+``benchmarks/results/<name>.md`` (a Markdown table with a provenance footer); the book shows the Markdown files.
+Imports no torch: a script's ``--help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from nerlib.uniner.evaluate import DOMAINS
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
 def provenance(profile: str, **extra: Any) -> dict:
-    """Command, git commit, profile, date and machine of a measurement."""
+    """Command, git commit, profile, date and machine of a measurement (``extra``: more fields to record)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True, check=True).stdout.strip()
@@ -24,7 +31,7 @@ def provenance(profile: str, **extra: Any) -> dict:
         commit = "unknown"
     script = Path(sys.argv[0]).resolve()
     shown = script.relative_to(ROOT).as_posix() if script.is_relative_to(ROOT) else script.name
-    import torch
+    import torch  # here, not at the top: a script's --help must not wait for it
 
     return {
         "command": " ".join(["python", shown] + sys.argv[1:]),
@@ -38,13 +45,8 @@ def provenance(profile: str, **extra: Any) -> dict:
     }
 
 
-def train_summary(record: dict) -> dict:
-    """A training record for a results file: without its per-step log and its output folder (a machine path)."""
-    return {k: v for k, v in record.items() if k not in ("log_history", "output_dir")}
-
-
 def write(name: str, record: dict, markdown: str) -> tuple[Path, Path]:
-    """Write ``results/<name>.json`` and ``results/<name>.md`` (with a provenance line under the table)."""
+    """Write ``results/<name>.json`` and ``results/<name>.md`` (the Markdown gets a provenance footer)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path, md_path = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
     json_path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
@@ -56,10 +58,15 @@ def write(name: str, record: dict, markdown: str) -> tuple[Path, Path]:
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
-    """A small Markdown table (numbers with two decimals)."""
+    """A small Markdown table of ``rows`` (dicts) in ``columns`` (numbers with two decimals)."""
     def fmt(v: Any) -> str:
         return f"{v:.2f}" if isinstance(v, float) else str(v)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def train_summary(record: dict) -> dict:
+    """A training record for a results file: without its per-step log and its output folder (a machine path)."""
+    return {k: v for k, v in record.items() if k not in ("log_history", "output_dir")}
