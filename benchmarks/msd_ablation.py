@@ -14,16 +14,33 @@ from __future__ import annotations
 import argparse
 import json
 
+import matplotlib
 import torch
 
-from common import provenance, write
-from nerlib.config import get_profile
-from nerlib.msd.ablation import (EXPERIMENTS, ROWS, ablation_markdown, ablation_records, ablation_table, complete_seeds,
-                                 experiment, msd_gain, paired_gains, per_seed_table, run_ablation, with_settings)
+from common import RESULTS, provenance, write
+
+matplotlib.use("Agg")  # files only
+from nerlib.config import MSDSettings, get_profile
+from nerlib.msd.ablation import (EXPERIMENTS, ROWS, ablation_markdown, ablation_records, ablation_table, cell_stats,
+                                 cell_stats_markdown,
+                                 complete_seeds, experiment, mean_interval, msd_gain, paired_gains, per_seed_table,
+                                 plot_ablation, run_ablation, with_settings)
 
 # Budget overrides (a reduced grid when the profile's budget does not fit the time available); None = profile's.
 OVERRIDES = {"teacher_steps": int, "student_steps": int, "train_sentences": int, "unlabeled_sentences": int,
              "eval_sentences": int, "eval_every": int, "student_lr": float}
+
+
+def teachers_on_record(s: MSDSettings, seeds: list[int]) -> list[dict]:
+    """The grid's teachers as ``benchmarks/msd_teacher.py`` scored them (same budget, these seeds): the quality of
+    the models every student of the grid learns from. Empty when that benchmark has not run at this budget."""
+    path = RESULTS / "msd_teacher.json"
+    if not path.is_file():
+        return []
+    budget = f"{s.encoder}, {s.teacher_steps} steps on {s.train_sentences} {s.source} sentences, lr {s.teacher_lr:g}"
+    keep = ("seed", "multi_exit", "source_f1", "target_f1")
+    return [{k: e[k] for k in keep} for e in json.loads(path.read_text())["teachers"]
+            if e["budget"] == budget and e["seed"] in seeds]
 
 
 def main() -> None:
@@ -54,14 +71,22 @@ def main() -> None:
     gain = msd_gain(table)
     by_seed = per_seed_table(records, s.targets, ROWS)
     gains = paired_gains(records, s.targets)
+    stats = cell_stats(records, s.targets, ROWS)
+    interval = mean_interval(list(gains.values())) if len(gains) > 1 else None
+    seeds = sorted({r["seed"] for r in records})
+    teachers = teachers_on_record(s, seeds)
     record = {"provenance": provenance(profile.name), "table_seeds": complete, "settings": json.loads(json.dumps(s.__dict__, default=list)),
               "overrides": changes, "table": json.loads(table.reset_index().to_json(orient="records")), "msd_minus_wo_all_avg": gain,
+              "cells": json.loads(stats.reset_index().to_json(orient="records")),
+              "teachers": teachers,
               "per_seed": json.loads(by_seed.reset_index().to_json(orient="records")),
-              "msd_minus_wo_all_per_seed": {str(k): v for k, v in gains.items()}}
+              "msd_minus_wo_all_per_seed": {str(k): v for k, v in gains.items()},
+              "msd_minus_wo_all_interval95": None if interval is None else [round(v, 2) for v in interval]}
+    name = "msd_ablation" if args.experiment == "conll" else f"msd_ablation_{args.experiment}"
     md = ("# MSD ablation (seqeval F1 on the target test sets)\n\n"
           f"Encoder `{s.encoder}`, source `{s.source}`, first {s.eval_sentences} test sentences per target, "
           f"{s.train_sentences} labelled / {s.unlabeled_sentences} unlabelled sentences, "
-          f"teacher {s.teacher_steps} steps, student {s.student_steps} steps, batch {s.batch_size}. "
+          f"teacher {s.teacher_steps} steps, student {s.student_steps} steps (lr {s.student_lr:g}), batch {s.batch_size}. "
           "Blank = not run (ours) or not in the paper. Paper = Table 1 of Ma et al. (2022), mBERT; 'direct transfer' = "
           "single-head teacher applied to the target language (the paper's BS row). Cells accumulate in `$NERLIB_CACHE_DIR/msd/ablation/results.jsonl` over runs with "
           "these settings (a grid run in parts); the line below names the last part's command. "
@@ -69,14 +94,28 @@ def main() -> None:
              "whose whole grid ran." if complete else "No seed has the whole grid yet.") + "\n\n"
           + ablation_markdown(table) +
           f"\n\nMSD minus w/o all (average): {gain if gain is not None else 'not available (cells missing)'}.")
+    md += ("\n\nEvery cell over all the seeds that ran it, mean ± sample standard deviation (seeds):\n\n"
+           + cell_stats_markdown(stats))
+    if records:
+        fig_ax = plot_ablation(stats, s.targets)
+        fig_ax.figure.tight_layout()
+        fig_ax.figure.savefig(RESULTS / f"{name}.png", dpi=120)
+        md += f"\n\n![The grid with error bars, the paper's numbers as black marks]({name}.png)"
+    if teachers:
+        md += ("\n\nThe teachers of these seeds (`benchmarks/msd_teacher.py`, first test sentences as above):\n\n"
+               "| seed | teacher | source F1 | " + " | ".join(s.targets) + " |\n|---|---|---|" + "---|" * len(s.targets)
+               + "".join(f"\n| {t['seed']} | {'multi-exit' if t['multi_exit'] else 'single exit'} | {t['source_f1']} | "
+                         + " | ".join(str(t["target_f1"].get(x, "")) for x in s.targets) + " |" for t in teachers))
+    else:
+        md += "\n\nNo teacher of this budget is on record in `msd_teacher.json` (run `benchmarks/msd_teacher.py`)."
     if by_seed.index.get_level_values("seed").nunique() > 1:
         md += ("\n\nPer seed (each seed trains its own teachers and students):\n\n"
                + ablation_markdown(by_seed.reset_index().set_index("variant"))
                + "\n\nMSD minus w/o all per seed (paired by seed: same data order, teachers trained with that seed): "
                + (", ".join(f"seed {k}: {v:+.2f}" for k, v in gains.items()) or "no seed has both rows on every target")
-               + (f"; mean {sum(gains.values()) / len(gains):+.2f} over {len(gains)} seeds" if len(gains) > 1 else "")
+               + (f"; mean {interval[0]:+.2f} over {len(gains)} seeds, 95% t-interval [{interval[1]:+.2f}, "
+                  f"{interval[2]:+.2f}]" if interval else "")
                + ".")
-    name = "msd_ablation" if args.experiment == "conll" else f"msd_ablation_{args.experiment}"
     for path in write(name, record, md):
         print("wrote", path)
     print(md)

@@ -182,6 +182,83 @@ def paired_gains(records: Sequence[dict], targets: Sequence[str], better: str = 
     return gains
 
 
+def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``values`` and its two-sided Student-t confidence interval, as ``(mean, low, high)``.
+
+    With one value the interval is that value (no spread is known). Three seeds give a wide interval (t = 4.30 at
+    95%): it says how far the seeds agree, which is what a reader needs to judge a gap between two rows."""
+    from scipy import stats
+
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("mean_interval needs at least one value")
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return mean, mean, mean
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1)) * statistics.stdev(values) / len(values) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def cell_stats(records: Sequence[dict], targets: Sequence[str], rows: Sequence[str] = ROWS) -> pd.DataFrame:
+    """Mean, sample standard deviation and number of seeds of every (row, column) cell, where the columns are the
+    targets and their average (per seed, over seeds where every target ran). One line per (variant, column)."""
+    by_seed = per_seed_table(records, targets, rows)
+    lines = []
+    for row in rows:
+        for column in [*[_lang(t) for t in targets], "avg"]:
+            values = by_seed.loc[row, column].dropna().tolist() if row in by_seed.index.get_level_values(0) else []
+            lines.append({"variant": row, "column": column, "n": len(values),
+                          "mean": round(statistics.fmean(values), 2) if values else None,
+                          "std": round(statistics.stdev(values), 2) if len(values) > 1 else None})
+    return pd.DataFrame(lines).set_index(["variant", "column"])
+
+
+def cell_stats_markdown(stats: pd.DataFrame) -> str:
+    """:func:`cell_stats` as a Markdown table, one line per variant, cells written ``mean ± sd (n)``."""
+    def cell(line: pd.Series) -> str:
+        if line["mean"] is None or pd.isna(line["mean"]):
+            return ""
+        spread = "" if line["std"] is None or pd.isna(line["std"]) else f" ± {line['std']:.2f}"
+        return f"{line['mean']:.2f}{spread} ({int(line['n'])})"
+
+    rows = list(dict.fromkeys(stats.index.get_level_values("variant")))
+    columns = list(dict.fromkeys(stats.index.get_level_values("column")))
+    table = pd.DataFrame([[cell(stats.loc[(r, c)]) for c in columns] for r in rows], index=rows, columns=columns)
+    table.index.name = "variant"
+    return table.to_markdown()
+
+
+def plot_ablation(stats: pd.DataFrame, targets: Sequence[str], table: str = "Table 1 (CoNLL)", ax=None):
+    """The grid as bars: per column (target, average) one bar per variant, ours as the mean over seeds with one
+    standard deviation as error bar (none with a single seed), the paper's number as a black mark above the same
+    bar. Returns the axes."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    columns = [*[_lang(t) for t in targets], "avg"]
+    rows = list(dict.fromkeys(stats.index.get_level_values("variant")))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2.2 * len(columns) + 3, 4))
+    width = 0.8 / max(len(rows), 1)
+    x = np.arange(len(columns))
+    for i, row in enumerate(rows):
+        mean = [stats.loc[(row, c), "mean"] for c in columns]
+        std = [stats.loc[(row, c), "std"] for c in columns]
+        pos = x - 0.4 + width * (i + 0.5)
+        ax.bar(pos, [np.nan if m is None or pd.isna(m) else m for m in mean], width,
+               yerr=[np.nan if s is None or pd.isna(s) else s for s in std], capsize=2, label=row, color=f"C{i}")
+        languages = [c for c in columns if c != "avg"]
+        quoted = [paper.paper_f1(row, c, table) for c in languages]
+        theirs = [*quoted, statistics.fmean(quoted) if quoted and None not in quoted else None]
+        ax.scatter(pos, [np.nan if v is None else v for v in theirs], marker="_", s=120, color="black",
+                   label="paper" if i == 0 else None, zorder=3)
+    ax.set_xticks(x, columns)
+    ax.set_ylabel("entity F1 (%)")
+    ax.set_title(f"MSD ablation: ours (mean ± sd over seeds) and the paper's {table.split(' (')[0]} (black)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
 def ablation_table(records: Sequence[dict], targets: Sequence[str], rows: Sequence[str] = ROWS) -> pd.DataFrame:
     """Mean F1 over seeds per (row, target), the average over targets (only where every target has a score),
     the paper's numbers beside them, and how many seeds each row averaged."""

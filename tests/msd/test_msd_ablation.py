@@ -118,3 +118,51 @@ def test_complete_seeds_need_every_row_on_every_target():
     recs += [_rec("MSD", "conll2002_es", 3, 50.0)] * 4  # seed 3: as many records as a full grid, but one cell repeated
     assert A.complete_seeds(recs, targets, rows) == [1]
     assert A.complete_seeds(recs, ["conll2002_es"], rows) == [1, 2]
+
+
+def test_mean_interval_is_the_student_t_interval():
+    mean, low, high = A.mean_interval([1.0, 2.0, 3.0])
+    # sd 1, t(0.975, df 2) = 4.302653: half width 4.302653 / sqrt(3) = 2.484138
+    assert mean == 2.0 and low == pytest.approx(2.0 - 2.484138, abs=1e-6) and high == pytest.approx(4.484138, abs=1e-6)
+    assert A.mean_interval([5.0]) == (5.0, 5.0, 5.0)
+    assert A.mean_interval([2.0, 2.0]) == (2.0, 2.0, 2.0)
+    with pytest.raises(ValueError, match="at least one value"):
+        A.mean_interval([])
+
+
+def test_cell_stats_mean_std_and_seed_count():
+    recs = [_rec("MSD", "conll2002_es", 1, 60.0), _rec("MSD", "conll2002_nl", 1, 70.0),
+            _rec("MSD", "conll2002_es", 2, 64.0), _rec("MSD", "conll2002_nl", 2, 66.0),
+            _rec("w/o all", "conll2002_es", 1, 58.0), _rec("w/o all", "conll2002_nl", 1, 69.0),
+            _rec("w/o all", "conll2002_es", 2, 61.0)]
+    s = A.cell_stats(recs, ["conll2002_es", "conll2002_nl"], ["MSD", "w/o all"])
+    assert s.loc[("MSD", "es")].to_dict() == {"n": 2, "mean": 62.0, "std": 2.83}
+    assert s.loc[("MSD", "avg")].to_dict() == {"n": 2, "mean": 65.0, "std": 0.0}
+    assert s.loc[("w/o all", "nl"), "n"] == 1 and pd.isna(s.loc[("w/o all", "nl"), "std"])
+    assert s.loc[("w/o all", "avg"), "n"] == 1  # seed 2 lacks nl, so it has no average
+
+
+def test_plot_ablation_draws_ours_with_error_bars_and_the_papers_numbers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    recs = [_rec(row, t, seed, f1) for row, base in (("MSD", 60.0), ("w/o all", 55.0)) for seed in (1, 2)
+            for t, f1 in (("conll2002_es", base + seed), ("conll2002_nl", base + 10 + seed))]
+    s = A.cell_stats(recs, ["conll2002_es", "conll2002_nl"], ["MSD", "w/o all"])
+    ax = A.plot_ablation(s, ["conll2002_es", "conll2002_nl"])
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches)
+    assert heights == [56.5, 61.5, 61.5, 66.5, 66.5, 71.5]  # es, nl, avg for each of the two rows
+    marks = {round(float(y), 2) for coll in ax.collections if hasattr(coll, "get_offsets")
+             for _, y in coll.get_offsets()}
+    assert {81.92, 85.11, 77.82, 81.31} <= marks  # Table 1's es and nl for MSD and w/o all
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["es", "nl", "avg"]
+
+
+def test_cell_stats_markdown_writes_mean_sd_and_seeds():
+    recs = [_rec("MSD", "conll2002_es", 1, 60.0), _rec("MSD", "conll2002_es", 2, 64.0),
+            _rec("w/o all", "conll2002_es", 1, 58.0)]
+    md = A.cell_stats_markdown(A.cell_stats(recs, ["conll2002_es"], ["MSD", "w/o all", "w/o MMD^L"]))
+    lines = md.splitlines()
+    assert "62.00 ± 2.83 (2)" in lines[2] and lines[2].startswith("| MSD")
+    assert "58.00 (1)" in lines[3] and "±" not in lines[3]
+    assert lines[4].replace(" ", "") == "|w/oMMD^L|||"  # never ran: blank, not nan
