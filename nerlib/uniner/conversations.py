@@ -26,6 +26,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from nerlib.data.align import IGNORE_INDEX
 from nerlib.uniner.records import InstructionExample, Query
 
 SYSTEM = "A virtual assistant answers questions from a user based on the provided text."
@@ -37,7 +38,6 @@ QUESTION = "What describes {entity_type} in the text?"
 _QUESTION_HEAD, _QUESTION_TAIL = QUESTION.split("{entity_type}")
 USER = "USER"
 ASSISTANT = "ASSISTANT"
-IGNORE_INDEX = -100
 #: Question of the all-types-in-one-query variant (our choice; the paper only says it is worse).
 ALL_IN_ONE_QUESTION = (
     "Which entities of the types {types} are in the text? Answer with a list of [mention, type] pairs."

@@ -43,7 +43,7 @@ from nerlib import models
 from nerlib.config import UniNERSettings
 from nerlib.device import Precision, get_device, precision_for
 from nerlib.runs import run_key as _run_key
-from nerlib.uniner.conversations import ConversationDataset
+from nerlib.uniner.conversations import IGNORE_INDEX, ConversationDataset
 from nerlib.uniner.records import InstructionExample
 
 def load_student(
@@ -108,10 +108,14 @@ SAVE_STEPS = 100
 
 def training_precision(settings: UniNERSettings, device: Any = None) -> Precision:
     """fp32, unless the settings allow mixed precision (``bf16=True``, the gpu profile): then the device's
-    precision (:func:`nerlib.device.precision_for`: bf16 on Ampere+, fp16 on older GPUs, fp32 on a CPU or MPS)."""
-    if not settings.bf16:
+    precision (:func:`nerlib.device.precision_for`: bf16 on Ampere+, fp16 on older GPUs, fp32 on MPS). On the CPU
+    bf16 autocast is the user's choice, ``$NERLIB_CPU_BF16=1`` (with native bf16 instructions), in any profile."""
+    import torch
+
+    device = torch.device(get_device() if device is None else device)
+    if not settings.bf16 and device.type != "cpu":
         return "fp32"
-    return precision_for(get_device() if device is None else device)
+    return precision_for(device)  # on the CPU: bf16 only when $NERLIB_CPU_BF16 asks and the CPU has it
 
 
 def training_dtype(precision: Precision) -> Any:
@@ -141,6 +145,50 @@ def ready_for_inference(model: Any, device: Any = None) -> Any:
     model = model.to(device, dtype) if dtype is not None else model.to(device)
     model.config.use_cache = True
     return model.eval()
+
+
+def logit_positions(labels: Any) -> Any:
+    """The positions whose logits predict a labelled token: ``i`` such that ``labels[:, i + 1]`` is not ignored in
+    some row of the batch (a causal LM's logits at ``i`` predict token ``i + 1``). Most positions of a conversation
+    are the passage and the questions, which carry no loss, so the output layer (a 49k x 576 matrix for SmolLM2)
+    need only run at these."""
+    return (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().flatten()
+
+
+def answer_loss(model: Any, inputs: dict, num_items_in_batch: Any = None) -> Any:
+    """The causal-LM loss of ``model`` on ``inputs`` (token cross-entropy on the labelled tokens, as the model's own
+    loss computes it), with the output layer run only at :func:`logit_positions` (``logits_to_keep``). Divided by
+    ``num_items_in_batch`` (the labelled tokens of the whole accumulated batch) when given, else by this batch's."""
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    positions = logit_positions(labels)
+    model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+    logits = model(**model_inputs, logits_to_keep=positions).logits.float()
+    targets = labels[:, positions + 1]
+    total = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX,
+                            reduction="sum")
+    if num_items_in_batch is None:
+        return total / (targets != IGNORE_INDEX).sum().clamp(min=1)
+    return total / num_items_in_batch
+
+
+def _answer_loss_trainer() -> Any:
+    from transformers import Trainer
+
+    class AnswerLossTrainer(Trainer):
+        """A ``Trainer`` whose loss is :func:`answer_loss`: the same loss, without the output layer at positions
+        that carry none."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            if return_outputs:  # evaluation with outputs: the model's own full forward pass
+                return super().compute_loss(model, inputs, True, num_items_in_batch)
+            loss = answer_loss(model, inputs, num_items_in_batch)
+            # already divided over the whole accumulated batch when its token count is known
+            self.loss_is_scaled_for_ga = num_items_in_batch is not None
+            return loss
+
+    return AnswerLossTrainer
 
 
 def _epoch_callback() -> Any:
@@ -243,19 +291,22 @@ def fit(
     eos: str | None = None,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
+    answer_logits_only: bool = True,
     **overrides: Any,
 ) -> TrainResult:
     """Train ``model`` on ``examples`` with the Trainer; save the final model/adapter to ``output_dir``.
 
     ``resume``: ``True`` continues from the newest ``checkpoint-*`` in ``output_dir``, a path from that one.
-    ``callbacks``: extra ``TrainerCallback`` objects."""
+    ``callbacks``: extra ``TrainerCallback`` objects. ``answer_logits_only`` (default) computes the loss with
+    :func:`answer_loss` (the same loss, the output layer only where labels are); ``False`` is the plain ``Trainer``.
+    """
     from transformers import Trainer, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     set_seed(seed)
     dataset = ConversationDataset(examples, tokenizer, settings.max_length, seed=seed, eos=eos, variant=variant)
     args = training_arguments(settings, output_dir, seed, save_steps, progress=progress, **overrides)
-    trainer = Trainer(
+    trainer = (_answer_loss_trainer() if answer_logits_only else Trainer)(
         model=model,
         args=args,
         train_dataset=dataset,
