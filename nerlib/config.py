@@ -40,6 +40,12 @@ class SettingError(ValueError):
     """An environment setting (``NERLIB_*``) with an unusable value; the message names the variable."""
 
 
+class NerlibWarning(UserWarning):
+    """nerlib's own warnings: something about the reader's data or settings (passages skipped as too long, mentions
+    dropped, a cut-off cache line, entity types a target lacks). Chapters print them as notes in the output
+    (:func:`nerlib.course.show_nerlib_warnings`)."""
+
+
 @dataclass(frozen=True)
 class DataSettings:
     """How much of each dataset the chapters read (``None`` means the whole split)."""

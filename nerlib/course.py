@@ -8,7 +8,7 @@ import os
 import warnings
 from pathlib import Path
 
-from nerlib.config import Profile, get_profile, set_seed
+from nerlib.config import NerlibWarning, Profile, get_profile, set_seed
 
 
 def in_book_build() -> bool:
@@ -50,6 +50,24 @@ def quiet_libraries() -> None:
         pass
 
 
+def show_nerlib_warnings() -> None:
+    """Print nerlib's own warnings (:class:`~nerlib.config.NerlibWarning`) to standard output as a note, where a
+    chapter's reader sees them in the cell's output; other warnings keep Python's handling (standard error, which
+    the book build treats as an error). Installed once by :func:`setup`."""
+    previous = warnings.showwarning
+    if getattr(previous, "nerlib_notes", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, NerlibWarning):
+            print(f"Note (nerlib): {message}")
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    show.nerlib_notes = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 THREADS_ENV = "NERLIB_THREADS"
 
 
@@ -76,6 +94,7 @@ def setup(profile: str | None = None, verbose: bool = True) -> Profile:
     """Select the profile (``$NERLIB_PROFILE`` unless given), seed Python/NumPy/torch, quieten libraries and
     return the profile. Called once at the top of every chapter."""
     quiet_libraries()
+    show_nerlib_warnings()
     prof = get_profile(profile)
     set_seed(prof.seed)
     set_threads()

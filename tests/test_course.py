@@ -128,3 +128,39 @@ def test_quiet_libraries_hides_library_warnings_but_not_nerlib_ones(tmp_path):
         warnings.warn("a chapter's own warning")
     messages = [str(w.message) for w in seen]
     assert len(messages) == 2 and "cut-off last line" in messages[0] and messages[1] == "a chapter's own warning"
+
+
+def test_nerlib_warnings_print_as_notes_and_others_still_warn(capsys):
+    import warnings
+
+    from nerlib import course
+    from nerlib.config import NerlibWarning
+
+    with warnings.catch_warnings(record=True) as caught:  # restores warnings.showwarning afterwards
+        warnings.simplefilter("always")
+        course.show_nerlib_warnings()
+        course.show_nerlib_warnings()  # idempotent: one note per warning, not two
+        warnings.warn("2 of 16 passages skipped", NerlibWarning)
+        warnings.warn("something else", UserWarning)
+    assert capsys.readouterr().out == "Note (nerlib): 2 of 16 passages skipped\n"
+    assert [str(w.message) for w in caught] == ["something else"]  # other warnings keep Python's handling
+
+
+def test_conversation_dataset_warns_with_nerlibs_category():
+    import pytest
+
+    from nerlib.config import NerlibWarning
+    from nerlib.uniner.conversations import ConversationDataset
+    from nerlib.uniner.records import InstructionExample, Query
+
+    class Tok:  # a whitespace "tokenizer": one id per word
+        eos_token = "</s>"
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": list(range(len(text.split())))}
+
+    examples = [InstructionExample("short text", [Query("person", [])]),
+                InstructionExample("word " * 500, [Query("person", [])])]
+    with pytest.warns(NerlibWarning, match="1 of 2 passages skipped"):
+        ds = ConversationDataset(examples, Tok(), 300)
+    assert len(ds) == 1

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from nerlib.config import NerlibWarning
 from nerlib.data.tags import invalid_iob2_position, iob1_to_iob2, split_tag
 
 Example = dict[str, list[str]]
@@ -90,7 +91,7 @@ def json_records(
         except json.JSONDecodeError as err:
             if not complete and truncated_tail == "skip":
                 warnings.warn(f"{path}:{lineno}: ignoring a cut-off last line (an interrupted write); "
-                              "its record will be made again", stacklevel=2)
+                              "its record will be made again", NerlibWarning, stacklevel=2)
                 return
             raise DataFormatError(path, lineno, None, f"invalid JSON ({err.msg} at column {err.colno})") from None
         yield lineno, value

@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+from nerlib.config import NerlibWarning
+
 #: Settings that are a number of steps: positive, or -1 for "use the epochs setting instead".
 STEP_SETTINGS = ("teacher_steps", "student_steps")
 #: Settings that are a count of sentences: positive, or None for the whole split.
@@ -82,7 +84,7 @@ def check_labels(source: str, target: str) -> list[str]:
         warnings.warn(
             f"source {source!r} and target {target!r} share only the types {shared} (source only: "
             f"{sorted(src - tgt) or 'none'}, target only: {sorted(tgt - src) or 'none'}); target-only types are "
-            "never predicted and count as misses", stacklevel=2,
+            "never predicted and count as misses", NerlibWarning, stacklevel=2,
         )
     return shared
 

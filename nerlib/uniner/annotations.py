@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from nerlib.config import NerlibWarning
 from nerlib.data.io import json_records
 from nerlib.uniner.records import (
     InstructionExample, Query, RecordError, record_id, require, require_passage, string_list,
@@ -330,5 +331,5 @@ def read_annotations(path: str | Path, missing_mentions: str = "drop") -> list[A
         out.append(Annotation(passage, entities, empty_types, record_id(d, where)))
     if dropped:
         warnings.warn(f"{path}: dropped {dropped} mention(s) that do not occur in their passage (first: {first})",
-                      stacklevel=2)
+                      NerlibWarning, stacklevel=2)
     return out

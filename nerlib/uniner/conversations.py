@@ -26,6 +26,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from nerlib.config import NerlibWarning
 from nerlib.data.align import IGNORE_INDEX
 from nerlib.uniner.records import InstructionExample, Query
 
@@ -286,6 +287,7 @@ class ConversationDataset:
             warnings.warn(
                 f"{len(self.stats.skipped_too_long)} of {len(examples)} passages skipped: longer than "
                 f"max_length={max_length} (see .stats.skipped_too_long)",
+                NerlibWarning,
                 stacklevel=2,
             )
         if not self.examples:
