@@ -245,3 +245,34 @@ def score_answers(gold_texts: Sequence[str], pred_texts: Sequence[str], partial:
     result = string_f1(golds, preds, partial=partial)
     result.update(parse_failures=failures, n_queries=len(gold_texts))
     return result
+
+
+def bootstrap_f1(
+    counts: Sequence[Sequence[tuple[float, int, int]]],
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A percentile bootstrap interval of micro F1 over resampled units (passages), as ``(low, high)`` in [0, 1].
+
+    ``counts[d]`` holds one ``(tp, n_gold, n_pred)`` per unit of group ``d`` (a CrossNER domain); each resample draws
+    every group's units with replacement and scores micro F1 per group. With one group the interval is that group's
+    F1; with several it is the interval of their mean F1 (the average row of a results table). Units are whole
+    passages because a passage's questions share its text and are not independent. Reproducible in ``seed``."""
+    import numpy as np
+
+    if not counts or any(len(group) == 0 for group in counts):
+        raise ValueError("bootstrap_f1: every group needs at least one unit")
+    if not 0 < level < 1:
+        raise ValueError(f"bootstrap_f1: level must be between 0 and 1, got {level}")
+    rng = np.random.default_rng(seed)
+    f1s = np.zeros(n_resamples)
+    for group in counts:
+        c = np.asarray(group, dtype=float)  # units x (tp, n_gold, n_pred)
+        draws = rng.integers(0, len(c), size=(n_resamples, len(c)))
+        tp, n_gold, n_pred = (c[draws].sum(axis=1)).T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f1s += np.where(n_gold + n_pred > 0, 2 * tp / (n_gold + n_pred), 0.0)
+    f1s /= len(counts)
+    low, high = np.quantile(f1s, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)

@@ -155,3 +155,29 @@ def test_official_gold_answers_all_parse(data_dir):
             n += len(items)
     # 1809 test entities minus 181 misc, minus repeats of a mention within a passage and type, once normalised
     assert n == 1603
+
+
+def test_bootstrap_f1_on_cases_with_known_distributions():
+    from nerlib.metrics import bootstrap_f1
+
+    assert bootstrap_f1([[(1.0, 1, 1)] * 5]) == (1.0, 1.0)  # every resample is perfect
+    # two units, one right and one wrong: a resample scores 1 (p 1/4), 0.5 (p 1/2) or 0 (p 1/4)
+    assert bootstrap_f1([[(1.0, 1, 1), (0.0, 1, 1)]]) == (0.0, 1.0)
+    low, high = bootstrap_f1([[(1.0, 1, 1), (0.0, 1, 1)]], level=0.4)
+    assert low == high == 0.5
+    # the mean over two groups, one always perfect and one always wrong, is always 0.5
+    assert bootstrap_f1([[(1.0, 1, 1)] * 3, [(0.0, 1, 1)] * 3]) == (0.5, 0.5)
+    # units without gold or predictions count nothing; more units give a narrower interval
+    few = bootstrap_f1([[(1.0, 2, 2), (0.0, 2, 2), (0.0, 0, 0)]], seed=1)
+    many = bootstrap_f1([[(1.0, 2, 2), (0.0, 2, 2)] * 50], seed=1)
+    assert few[1] - few[0] > many[1] - many[0] > 0 and many[0] < 0.25 < many[1]
+    assert bootstrap_f1([[(1.0, 2, 2), (0.0, 2, 2)] * 50], seed=1) == many  # reproducible
+
+
+def test_bootstrap_f1_rejects_empty_groups_and_bad_levels():
+    from nerlib.metrics import bootstrap_f1
+
+    with pytest.raises(ValueError, match="at least one unit"):
+        bootstrap_f1([[(1.0, 1, 1)], []])
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_f1([[(1.0, 1, 1)]], level=95)

@@ -175,9 +175,23 @@ def predict(
     return done
 
 
-def score(passages: Sequence[EvalPassage], predictions: dict[str, str]) -> dict:
-    """Strict and partial precision/recall/F1, parse failures and counts for predicted records."""
+def passage_counts(passages: Sequence[EvalPassage], predictions: dict[str, str],
+                   partial: bool = False) -> list[tuple[float, int, int]]:
+    """``(tp, n_gold, n_pred)`` of each passage's questions (strict, or partial credit): the units that
+    :func:`nerlib.metrics.bootstrap_f1` resamples."""
     from nerlib.metrics import score_answers
+
+    out = []
+    for p in passages:
+        r = score_answers([q.gold for q in p.queries], [predictions[q.id] for q in p.queries], partial=partial)
+        out.append((r["tp"], r["n_gold"], r["n_pred"]))
+    return out
+
+
+def score(passages: Sequence[EvalPassage], predictions: dict[str, str]) -> dict:
+    """Strict and partial precision/recall/F1, a 95% bootstrap interval of strict F1 over passages
+    (``f1_low``, ``f1_high``), parse failures, and how many answers and gold answers are empty (``[]``)."""
+    from nerlib.metrics import bootstrap_f1, score_answers
 
     queries = [q for p in passages for q in p.queries]
     missing = [q.id for q in queries if q.id not in predictions]
@@ -199,6 +213,8 @@ def score(passages: Sequence[EvalPassage], predictions: dict[str, str]) -> dict:
         "parse_failures": strict["parse_failures"],
         "empty_predictions": sum(p.strip() == "[]" for p in preds),
         "empty_golds": sum(g.strip() == "[]" for g in golds),
+        **dict(zip(("f1_low", "f1_high"), bootstrap_f1([passage_counts(passages, predictions)])
+                   if passages else (0.0, 0.0))),
     }
 
 
@@ -220,7 +236,7 @@ def score_per_type(passages: Sequence[EvalPassage], predictions: dict[str, str])
             golds.append(q.gold)
             preds.append(predictions[q.id])
     overall = score(passages, predictions)
-    for k in ("precision", "recall", "f1", "partial_precision", "partial_recall", "partial_f1"):
+    for k in ("precision", "recall", "f1", "partial_precision", "partial_recall", "partial_f1", "f1_low", "f1_high"):
         overall[k] = round(100 * overall[k], 2)
     overall["per_type"] = {t: {**percent(g, p), "queries": len(g)} for t, (g, p) in sorted(by_type.items())}
     return overall
@@ -238,11 +254,17 @@ def evaluate_domains(
     eos: str | None = None,
     variant: str = "per_type",
 ) -> "Any":
-    """One row per domain (strict and partial F1 in percent, parse failures, seconds) and an ``average`` row:
-    a ``pandas.DataFrame`` indexed by domain. ``cache_dir`` keeps per-domain prediction files for resuming."""
+    """One row per domain and an ``average`` row, a ``pandas.DataFrame`` indexed by domain: strict and partial F1 in
+    percent with a 95% bootstrap interval of strict F1 over passages (``f1_low``, ``f1_high``; the average row's
+    is the interval of the mean over domains), parse failures, the share of empty answers beside the gold's
+    (``empty_pred_share``, ``empty_gold_share``, percent) and seconds. ``cache_dir`` keeps per-domain prediction
+    files for resuming."""
     import pandas as pd
 
+    from nerlib.metrics import bootstrap_f1
+
     rows = []
+    counts = []
     for domain in domains:
         passages = read_eval_file(eval_file(domain), limit)
         cache = Path(cache_dir) / f"{domain}.jsonl" if cache_dir is not None else None
@@ -250,15 +272,21 @@ def evaluate_domains(
         preds = predict(model, tokenizer, passages, max_new_tokens, shared_prefix, cache, progress, eos, variant)
         seconds = time.perf_counter() - start
         rows.append({"domain": domain, **score(passages, preds), "seconds": seconds})
+        counts.append(passage_counts(passages, preds))
     table = pd.DataFrame(rows).set_index("domain")
-    for col in ("precision", "recall", "f1", "partial_precision", "partial_recall", "partial_f1"):
+    table["empty_pred_share"] = table["empty_predictions"] / table["queries"]
+    table["empty_gold_share"] = table["empty_golds"] / table["queries"]
+    for col in ("precision", "recall", "f1", "partial_precision", "partial_recall", "partial_f1", "f1_low",
+                "f1_high", "empty_pred_share", "empty_gold_share"):
         table[col] = 100 * table[col]
     if len(table) > 1:
         table.loc["average"] = table.mean(numeric_only=True)
+        low, high = bootstrap_f1(counts)
+        table.loc["average", ["f1_low", "f1_high"]] = [100 * low, 100 * high]
     return table.round(2)
 
 
 __all__ = [
-    "DOMAINS", "DOMAIN_FILES", "EvalPassage", "EvalQuery", "eval_file", "evaluate_domains", "parse_record", "predict",
-    "read_eval_file", "score", "score_per_type",
+    "DOMAINS", "DOMAIN_FILES", "EvalPassage", "EvalQuery", "eval_file", "evaluate_domains", "parse_record",
+    "passage_counts", "predict", "read_eval_file", "score", "score_per_type",
 ]

@@ -66,6 +66,9 @@ def test_scores_match_hand_computed_values(eval_path, fake_answer):
     # partial: "york city" shares "york" with "new york" in passage 2 -> +0.5; passage 1 "paris" no overlap
     assert s["partial_f1"] == pytest.approx(2.5 / 4)
     assert s["parse_failures"] == 1 and s["queries"] == 5 and s["passages"] == 3
+    # per passage (tp, gold, pred): obama/paris (1, 2, 2), beatles/new york (1, 2, 2), the third passage (0, 0, 0)
+    assert E.passage_counts(passages, preds) == [(1.0, 2, 2), (1.0, 2, 2), (0.0, 0, 0)]
+    assert 0.0 <= s["f1_low"] <= s["f1"] <= s["f1_high"] <= 1.0
 
 
 def test_predictions_cache_resumes(eval_path, fake_answer, tmp_path):
