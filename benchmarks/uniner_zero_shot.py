@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+import matplotlib
 import torch
 
-from common import DOMAINS, provenance, train_summary, write
+from common import DOMAINS, RESULTS, provenance, train_summary, write
+
+matplotlib.use("Agg")  # files only
 
 
 def main() -> None:
@@ -30,6 +33,7 @@ def main() -> None:
 
     from nerlib.config import get_profile
     from nerlib.course import quiet_libraries
+    from nerlib.uniner.evaluate import plot_domains
     from nerlib.uniner.pipeline import evaluate_base, train_and_evaluate
 
     quiet_libraries()
@@ -64,6 +68,11 @@ def main() -> None:
                              "passages (1,000 resamples; for the average, of the mean over domains). 'answers []' "
                              "is the share of questions the model answered with an empty list, 'gold []' the share "
                              "whose gold answer is empty.")
+    if len(args.domains) > 1:
+        ax = plot_domains({f"{u.student} tuned": tuned, f"{u.student} untuned": base})
+        ax.figure.tight_layout()
+        ax.figure.savefig(RESULTS / f"{args.name}.png", dpi=120)
+        md += f"\n\n![Strict F1 per domain, ours with intervals beside the paper's Table 3]({args.name}.png)"
     write(args.name, record_out, md)
     print(md)
 

@@ -286,7 +286,43 @@ def evaluate_domains(
     return table.round(2)
 
 
+def plot_domains(tables: dict[str, Any], paper_rows: Sequence[str] = ("UniNER-7B", "ChatGPT (teacher)"), ax=None):
+    """Strict F1 per CrossNER domain as grouped bars: each of ``tables`` (label -> an :func:`evaluate_domains`
+    table) with its 95% bootstrap interval as error bar, beside the paper's Table 3 rows (hatched, no interval).
+    The ``average`` column is the mean over the domains shown, for the paper's rows too. Returns the axes."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from nerlib.uniner.paper import TABLE3
+
+    first = next(iter(tables.values()))
+    domains = [d for d in first.index if d != "average"]
+    columns = domains + (["average"] if "average" in first.index else [])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.6 * len(columns) + 3, 4))
+    n = len(tables) + len(paper_rows)
+    width = 0.8 / n
+    x = np.arange(len(columns))
+    for i, (label, table) in enumerate(tables.items()):
+        f1 = table.loc[columns, "f1"].to_numpy(float)
+        err = None
+        if {"f1_low", "f1_high"} <= set(table.columns):
+            err = np.vstack([f1 - table.loc[columns, "f1_low"].to_numpy(float),
+                             table.loc[columns, "f1_high"].to_numpy(float) - f1])
+        ax.bar(x - 0.4 + width * (i + 0.5), f1, width, yerr=err, capsize=2, label=label, color=f"C{i}")
+    for j, row in enumerate(paper_rows):
+        values = [TABLE3[row][d] for d in domains]
+        values += [float(np.mean(values))] if "average" in columns else []
+        ax.bar(x - 0.4 + width * (len(tables) + j + 0.5), values, width, label=f"{row} (paper)", color="white",
+               edgecolor=f"C{len(tables) + j}", hatch="//")
+    ax.set_xticks(x, columns)
+    ax.set_ylabel("strict F1 (%)")
+    ax.set_title("Zero-shot CrossNER: ours (95% bootstrap interval) beside the paper's Table 3")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
 __all__ = [
     "DOMAINS", "DOMAIN_FILES", "EvalPassage", "EvalQuery", "eval_file", "evaluate_domains", "parse_record",
-    "passage_counts", "predict", "read_eval_file", "score", "score_per_type",
+    "passage_counts", "plot_domains", "predict", "read_eval_file", "score", "score_per_type",
 ]

@@ -118,3 +118,26 @@ def _write(tmp_path, records):
     path = tmp_path / "ok.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+def test_plot_domains_draws_ours_with_intervals_beside_the_paper():
+    import matplotlib
+    import pandas as pd
+
+    from nerlib.uniner.paper import TABLE3, paper_average
+
+    matplotlib.use("Agg")
+    table = pd.DataFrame({"f1": [20.0, 30.0, 25.0], "f1_low": [15.0, 24.0, 21.0], "f1_high": [26.0, 35.0, 29.0]},
+                         index=pd.Index(["ai", "music", "average"], name="domain"))
+    ax = E.plot_domains({"ours": table}, paper_rows=("UniNER-7B",))
+    heights = [round(p.get_height(), 2) for p in ax.patches]
+    assert heights[:3] == [20.0, 30.0, 25.0]
+    assert heights[3:] == [53.5, 65.0, round((53.5 + 65.0) / 2, 2)]  # the paper's mean over the domains shown
+    from matplotlib.container import BarContainer
+
+    ours, theirs = [c for c in ax.containers if isinstance(c, BarContainer)]
+    segments = ours.errorbar.lines[2][0].get_segments()
+    assert [(seg[0][1], seg[1][1]) for seg in segments] == [(15.0, 26.0), (24.0, 35.0), (21.0, 29.0)]
+    assert theirs.errorbar is None  # the paper's rows have no interval
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["ai", "music", "average"]
+    assert paper_average("UniNER-7B") == 60.0 and set(TABLE3["ChatGPT (teacher)"]) == set(E.DOMAINS)
