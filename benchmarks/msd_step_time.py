@@ -27,7 +27,7 @@ from common import provenance, write
 from nerlib.config import get_profile, set_seed
 from nerlib.data import load
 from nerlib.data import tags
-from nerlib.msd import model as M
+from nerlib.models import load_tokenizer
 from nerlib.msd import train as T
 from nerlib.msd import variants as V
 from nerlib.msd.model import MultiExitTokenClassifier
@@ -46,7 +46,7 @@ def main() -> None:
     s = dataclasses.replace(profile.msd, teacher_steps=args.steps, student_steps=args.steps, eval_every=0,
                             warmup_ratio=0.0, mmd_batch_size=args.mmd_batch or profile.msd.mmd_batch_size)
     labels = tags.tag_names(("LOC", "MISC", "ORG", "PER"))
-    tok = M.load_tokenizer(s.encoder)
+    tok = load_tokenizer(s.encoder)
     n = s.batch_size * args.steps
     source = load(s.source, "train", n)
     # The plain step runs on the very target sentences the student sees (their tags only give the cross-entropy

@@ -20,7 +20,7 @@ import torch
 from common import RESULTS, provenance, write
 from nerlib.config import get_profile
 from nerlib.data import load
-from nerlib.msd import model as M
+from nerlib.models import load_tokenizer
 from nerlib.msd import predict as P
 from nerlib.msd import runs as R
 from nerlib.msd.ablation import with_settings
@@ -50,7 +50,7 @@ def main() -> None:
                             train_sentences=args.train_sentences, unlabeled_sentences=args.unlabeled_sentences,
                             eval_sentences=args.eval_sentences, eval_every=0)
     s = profile.msd
-    tok = M.load_tokenizer(s.encoder)
+    tok = load_tokenizer(s.encoder)
     test = load(args.target, "test", s.eval_sentences)
     gold_share = sum(t != "O" for seq in test["ner_tags"] for t in seq) / sum(len(t) for t in test["ner_tags"])
     teacher, trun = R.cached_teacher(s, multi_exit=False, seed=profile.seed, progress=True)

@@ -21,7 +21,7 @@ import torch
 from common import RESULTS, provenance, write
 from nerlib.config import get_profile
 from nerlib.data import load
-from nerlib.msd import model as M
+from nerlib.models import load_tokenizer
 from nerlib.msd import predict as P
 from nerlib.msd import runs as R
 from nerlib.msd.ablation import with_settings
@@ -44,7 +44,7 @@ def main() -> None:
     profile = with_settings(get_profile(), teacher_steps=args.teacher_steps, train_sentences=args.train_sentences,
                             eval_sentences=args.eval_sentences, eval_every=0)
     s = profile.msd
-    tok = M.load_tokenizer(s.encoder)
+    tok = load_tokenizer(s.encoder)
     datasets = [s.source, *s.targets]
     tests = {name: load(name, "test", s.eval_sentences) for name in datasets}
     budget = f"{s.encoder}, {s.teacher_steps} steps on {s.train_sentences} {s.source} sentences, lr {s.teacher_lr:g}"

@@ -44,8 +44,8 @@ from nerlib.config import get_profile, set_seed
 from nerlib.data import load
 from nerlib.device import cpu_supports_bf16
 from nerlib.data import tags
+from nerlib.models import load_tokenizer
 from nerlib.msd import features as F
-from nerlib.msd import model as M
 from nerlib.msd import train as T
 from nerlib.msd import variants as V
 from nerlib.msd.losses import IGNORE, mmd2, msd_student_objective, student_loss, teacher_loss
@@ -246,7 +246,7 @@ def main() -> None:
     s = profile.msd
     seed = profile.seed
     steps = n // s.batch_size  # schedule length: one epoch (only the learning rate's shape depends on it)
-    tok = M.load_tokenizer(s.encoder)
+    tok = load_tokenizer(s.encoder)
     labels = tags.tag_names(("LOC", "MISC", "ORG", "PER"))
     label2id = {t: i for i, t in enumerate(labels)}
     en, es = load(s.source, "train", n), load(args.target, "train", n)

@@ -411,7 +411,7 @@ def _write_run(args: argparse.Namespace, model, run: dict, step: str) -> str | N
 def _msd_scores(model, settings, names: Sequence[str]) -> dict:
     """seqeval F1 of an MSD model on the first ``settings.eval_sentences`` test sentences of each dataset."""
     evaluate = library_function("nerlib.msd.predict", "evaluate", "msd")
-    load_tokenizer = library_function("nerlib.msd.model", "load_tokenizer", "msd")
+    load_tokenizer = library_function("nerlib.models", "load_tokenizer", "msd")
     load = library_function("nerlib.data", "load", "msd")
     tokenizer = load_tokenizer(settings.encoder)
     scores = {}

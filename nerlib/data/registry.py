@@ -13,7 +13,7 @@ features. Either way the result is a ``datasets.Dataset`` with string columns ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from nerlib.config import data_dir, hub_unavailable

@@ -18,8 +18,8 @@ import pandas as pd
 
 from nerlib.config import Profile, cache_dir
 from nerlib.msd import paper
+from nerlib.models import load_tokenizer
 from nerlib.msd.checks import check_msd
-from nerlib.msd.model import load_tokenizer
 from nerlib.msd.predict import evaluate
 from nerlib.msd.runs import _load, cached_student, cached_teacher
 from nerlib.msd.variants import ROWS

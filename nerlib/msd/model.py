@@ -214,13 +214,6 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def load_tokenizer(encoder: str | Path):
-    """The encoder's tokenizer (offline short names resolved like the model)."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(resolve_encoder(str(encoder)))
-
-
 def resolve_encoder(name: str) -> str:
     """A name ``from_pretrained`` accepts: offline short names go through ``nerlib.models.resolve``."""
     from nerlib.models import resolve

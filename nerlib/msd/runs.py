@@ -24,7 +24,8 @@ from transformers.utils import SAFE_WEIGHTS_NAME
 
 from nerlib.config import MSDSettings, cache_dir, set_seed
 from nerlib.device import get_device
-from nerlib.msd.model import MSDConfig, MultiExitTokenClassifier, load_tokenizer
+from nerlib.models import load_tokenizer
+from nerlib.msd.model import MSDConfig, MultiExitTokenClassifier
 from nerlib.msd.train import TrainLog, train_student, train_teacher, trainable_state
 from nerlib.msd.variants import VARIANTS, Variant
 from nerlib.runs import run_key

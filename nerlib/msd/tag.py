@@ -18,7 +18,6 @@ Both paths label the first subword of each word and read tags the same way (an `
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -124,7 +123,7 @@ class Tagger:
             model = AutoModelForTokenClassification.from_pretrained(folder)
             tokenizer = AutoTokenizer.from_pretrained(folder)
         else:
-            from nerlib.msd.model import load_tokenizer
+            from nerlib.models import load_tokenizer
             from nerlib.msd.runs import load_run
 
             if kind == "run":
@@ -135,7 +134,7 @@ class Tagger:
 
                 model = MultiExitTokenClassifier.from_pretrained(folder)
                 encoder = str(folder) if (folder / "tokenizer_config.json").is_file() else model.config.encoder
-            tokenizer = load_tokenizer(encoder)
+            tokenizer = load_tokenizer(str(encoder))
         device = device if hasattr(device, "type") else get_device(device)
         return cls(model.to(device).eval(), tokenizer, kind, info=info, **kwargs)
 

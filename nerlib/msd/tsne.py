@@ -20,7 +20,8 @@ from nerlib.config import Profile, cache_dir
 from nerlib.device import to_device
 from nerlib.msd.features import collate, encode
 from nerlib.msd.losses import mmd2
-from nerlib.msd.model import MultiExitTokenClassifier, load_tokenizer, model_device
+from nerlib.models import load_tokenizer
+from nerlib.msd.model import MultiExitTokenClassifier, model_device
 from nerlib.msd.runs import _load, cached_student, cached_teacher
 
 

@@ -1,7 +1,6 @@
 """MSD training on tiny random encoders: features, teacher learning, the student never reading target tags,
 frozen teacher and caching (resume: test_msd_resume.py)."""
 
-import json
 import random
 
 import pytest

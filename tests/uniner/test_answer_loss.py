@@ -3,8 +3,6 @@ with it equal the model's own causal-LM loss and the plain Trainer."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from uniner_tiny_lm import tiny_examples, tiny_model, tiny_tokenizer
 
