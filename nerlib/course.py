@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -146,15 +147,29 @@ def results_markdown(pattern: str, folder: Path | None = None) -> str:
     return "\n\n".join(f"{text}\n\n<small>Source: <code>benchmarks/results/{name}</code></small>" for name, text in tables)
 
 
-def show_results(pattern: str, folder: Path | None = None) -> None:
-    """Display the matching results tables in a notebook (or print them elsewhere)."""
-    text = results_markdown(pattern, folder)
-    try:
-        from IPython.display import Markdown, display
+#: A results file's link to a figure beside it (``![caption](name.png)``), which a notebook cannot follow.
+FIGURE_LINK = re.compile(r"\n*!\[([^\]]*)\]\(([^)/\\]+\.png)\)")
 
-        display(Markdown(text))
+
+def show_results(pattern: str, folder: Path | None = None) -> None:
+    """Display the matching results tables in a notebook (or print them elsewhere). A figure a results file links
+    to (a PNG beside it) is shown as an image after its table: a relative link would not resolve from a chapter."""
+    tables = result_tables(pattern, folder)
+    try:
+        from IPython.display import Image, Markdown, display
     except ImportError:
-        print(text)
+        print(results_markdown(pattern, folder))
+        return
+    if not tables:
+        display(Markdown(NOT_MEASURED))
+        return
+    folder = folder if folder is not None else results_dir()
+    for name, text in tables:
+        figures = [folder / f for _, f in FIGURE_LINK.findall(text)]
+        display(Markdown(f"{FIGURE_LINK.sub('', text)}\n\n<small>Source: <code>benchmarks/results/{name}</code></small>"))
+        for path in figures:
+            if path.is_file():
+                display(Image(filename=str(path)))
 
 
 def source_markdown(obj) -> str:

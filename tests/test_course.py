@@ -164,3 +164,20 @@ def test_conversation_dataset_warns_with_nerlibs_category():
     with pytest.warns(NerlibWarning, match="1 of 2 passages skipped"):
         ds = ConversationDataset(examples, Tok(), 300)
     assert len(ds) == 1
+
+
+def test_show_results_shows_a_linked_figure_as_an_image(tmp_path, monkeypatch):
+    import IPython.display as D
+
+    from nerlib import course
+
+    shown = []
+    monkeypatch.setattr(D, "display", lambda obj: shown.append(obj))
+    (tmp_path / "msd_grid.md").write_text("| a |\n|---|\n| 1 |\n\n![The grid](msd_grid.png)\n")
+    (tmp_path / "msd_grid.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
+    (tmp_path / "msd_other.md").write_text("| b |\n|---|\n| 2 |\n\n![Missing](gone.png)\n")
+    course.show_results("msd_*.md", tmp_path)
+    kinds = [type(o).__name__ for o in shown]
+    assert kinds == ["Markdown", "Image", "Markdown"]  # the missing figure is skipped, not a broken link
+    assert "![" not in shown[0].data and "Source: <code>benchmarks/results/msd_grid.md</code>" in shown[0].data
+    assert shown[1].filename == str(tmp_path / "msd_grid.png")
