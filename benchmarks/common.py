@@ -70,3 +70,23 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 def train_summary(record: dict) -> dict:
     """A training record for a results file: without its per-step log and its output folder (a machine path)."""
     return {k: v for k, v in record.items() if k not in ("log_history", "output_dir")}
+
+
+#: The score columns of a UniversalNER results table (one row of ``nerlib.uniner.evaluate.evaluate_domains``).
+SCORE_HEADER = "strict F1 | 95% interval | partial F1 | answers [] | gold [] | parse failures | queries"
+SCORE_NOTE = ("The interval is a percentile bootstrap over passages (1,000 resamples; for the average, of the mean "
+              "over domains). 'answers []' is the share of questions answered with an empty list, 'gold []' the share "
+              "whose gold answer is empty.")
+
+
+def domain_scores(row: Any) -> dict:
+    """One ``evaluate_domains`` row as plain numbers for a results file."""
+    keys = ("f1", "f1_low", "f1_high", "partial_f1", "empty_pred_share", "empty_gold_share")
+    return {**{k: float(row[k]) for k in keys}, "parse_failures": int(row["parse_failures"]),
+            "queries": int(row["queries"])}
+
+
+def score_cells(r: dict) -> str:
+    """The :data:`SCORE_HEADER` cells of a :func:`domain_scores` record."""
+    return (f"{r['f1']:.1f} | {r['f1_low']:.1f}-{r['f1_high']:.1f} | {r['partial_f1']:.1f} | "
+            f"{r['empty_pred_share']:.0f}% | {r['empty_gold_share']:.0f}% | {r['parse_failures']} | {r['queries']}")

@@ -15,7 +15,7 @@ import dataclasses
 
 import torch
 
-from common import DOMAINS, provenance, train_summary, write
+from common import DOMAINS, SCORE_HEADER, SCORE_NOTE, domain_scores, provenance, score_cells, train_summary, write
 
 
 def main() -> None:
@@ -44,15 +44,13 @@ def main() -> None:
         table, record = train_and_evaluate(profile, u, name=f"bench-neg-{strategy}", limit=limit)
         train[strategy] = train_summary(record)
         for domain in table.index:
-            r = table.loc[domain]
-            rows.append({"strategy": strategy, "domain": domain, "f1": float(r["f1"]),
-                         "partial_f1": float(r["partial_f1"]), "parse_failures": int(r["parse_failures"])})
+            rows.append({"strategy": strategy, "domain": domain, **domain_scores(table.loc[domain])})
     record_out = {"provenance": provenance(profile.name, passages_per_domain=limit, train_steps=args.steps),
                   "rows": rows, "train": train}
-    lines = ["| strategy | domain | strict F1 | partial F1 | parse failures |", "|---|---|---|---|---|"]
-    lines += [f"| {r['strategy']} | {r['domain']} | {r['f1']:.1f} | {r['partial_f1']:.1f} | "
-              f"{r['parse_failures']} |" for r in rows]
-    md = "\n".join(lines) + f"\n\nFirst {limit or 'all'} passages per domain; student `{profile.uniner.student}`."
+    lines = [f"| strategy | domain | {SCORE_HEADER} |", "|---|---|" + "---|" * 7]
+    lines += [f"| {r['strategy']} | {r['domain']} | {score_cells(r)} |" for r in rows]
+    md = "\n".join(lines) + (f"\n\nFirst {limit or 'all'} passages per domain; student `{profile.uniner.student}`. "
+                             + SCORE_NOTE)
     write(args.name, record_out, md)
     print(md)
 

@@ -15,7 +15,8 @@ import dataclasses
 import matplotlib
 import torch
 
-from common import DOMAINS, RESULTS, provenance, train_summary, write
+from common import (DOMAINS, RESULTS, SCORE_HEADER, SCORE_NOTE, domain_scores, provenance, score_cells,
+                    train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -48,27 +49,16 @@ def main() -> None:
     rows = []
     for domain in list(args.domains) + (["average"] if len(args.domains) > 1 else []):
         for label, table in (("base", base), ("tuned", tuned)):
-            r = table.loc[domain]
-            rows.append({"domain": domain, "model": label, "f1": float(r["f1"]), "f1_low": float(r["f1_low"]),
-                         "f1_high": float(r["f1_high"]), "partial_f1": float(r["partial_f1"]),
-                         "empty_pred_share": float(r["empty_pred_share"]),
-                         "empty_gold_share": float(r["empty_gold_share"]),
-                         "parse_failures": int(r["parse_failures"]), "queries": int(r["queries"])})
+            rows.append({"domain": domain, "model": label, **domain_scores(table.loc[domain])})
     size = {"passages_per_domain": limit, "train_steps": record["global_step"], "train_passages": record["examples"],
             "student": u.student, "train_seconds": record["seconds"]}
     record_out = {"provenance": provenance(profile.name, **size), "rows": rows,
                   "train": train_summary(record)}
-    lines = ["| domain | model | strict F1 | 95% interval | partial F1 | answers [] | gold [] | parse failures | "
-             "queries |", "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['domain']} | {r['model']} | {r['f1']:.1f} | {r['f1_low']:.1f}-{r['f1_high']:.1f} | "
-              f"{r['partial_f1']:.1f} | {r['empty_pred_share']:.0f}% | {r['empty_gold_share']:.0f}% | "
-              f"{r['parse_failures']} | {r['queries']} |" for r in rows]
+    lines = [f"| domain | model | {SCORE_HEADER} |", "|---|---|" + "---|" * 7]
+    lines += [f"| {r['domain']} | {r['model']} | {score_cells(r)} |" for r in rows]
     md = "\n".join(lines) + (f"\n\nStudent `{u.student}` ({'LoRA r=%d' % u.lora_r if u.lora else 'full'}), "
                              f"{record['examples']} training passages, {record['global_step']} steps; first "
-                             f"{limit or 'all'} passages per domain. The interval is a percentile bootstrap over "
-                             "passages (1,000 resamples; for the average, of the mean over domains). 'answers []' "
-                             "is the share of questions the model answered with an empty list, 'gold []' the share "
-                             "whose gold answer is empty.")
+                             f"{limit or 'all'} passages per domain. {SCORE_NOTE}")
     if len(args.domains) > 1:
         ax = plot_domains({f"{u.student} tuned": tuned, f"{u.student} untuned": base})
         ax.figure.tight_layout()

@@ -53,10 +53,15 @@ def test_help_describes_each_script_and_runs_nothing(tmp_path):
     assert not cache.exists()
 
 
-def test_common_writes_json_and_markdown_with_a_provenance_footer(tmp_path, monkeypatch):
+def _common():
     spec = importlib.util.spec_from_file_location("benchmarks_common", BENCHMARKS / "common.py")
     common = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(common)
+    return common
+
+
+def test_common_writes_json_and_markdown_with_a_provenance_footer(tmp_path, monkeypatch):
+    common = _common()
     from nerlib.uniner.evaluate import DOMAIN_FILES
 
     assert common.DOMAINS == tuple(DOMAIN_FILES) == ("ai", "literature", "music", "politics", "science")
@@ -77,3 +82,17 @@ def test_results_files_are_valid_and_hold_no_machine_paths():
         json.loads(text)
         for root in (ROOT.parent, Path.home(), Path(tempfile.gettempdir())):  # where this checkout and user live
             assert str(root).rstrip("/") + "/" not in text, f"{path.name} names a machine path ({root})"
+
+
+def test_domain_scores_and_their_table_cells():
+    import pandas as pd
+
+    common = _common()
+    row = pd.Series({"f1": 26.24, "f1_low": 21.0, "f1_high": 31.46, "partial_f1": 28.5, "empty_pred_share": 40.2,
+                     "empty_gold_share": 79.0, "parse_failures": 3.0, "queries": 260.0, "seconds": 9.0})
+    scores = common.domain_scores(row)
+    assert scores == {"f1": 26.24, "f1_low": 21.0, "f1_high": 31.46, "partial_f1": 28.5, "empty_pred_share": 40.2,
+                      "empty_gold_share": 79.0, "parse_failures": 3, "queries": 260}
+    cells = common.score_cells(scores)
+    assert cells == "26.2 | 21.0-31.5 | 28.5 | 40% | 79% | 3 | 260"
+    assert len(cells.split(" | ")) == len(common.SCORE_HEADER.split(" | "))
