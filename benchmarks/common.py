@@ -90,3 +90,8 @@ def score_cells(r: dict) -> str:
     """The :data:`SCORE_HEADER` cells of a :func:`domain_scores` record."""
     return (f"{r['f1']:.1f} | {r['f1_low']:.1f}-{r['f1_high']:.1f} | {r['partial_f1']:.1f} | "
             f"{r['empty_pred_share']:.0f}% | {r['empty_gold_share']:.0f}% | {r['parse_failures']} | {r['queries']}")
+
+
+def teacher_budget(s: Any) -> str:
+    """How an MSD teacher was trained, as ``msd_teacher.json`` labels it (``s``: the profile's MSD settings)."""
+    return f"{s.encoder}, {s.teacher_steps} steps on {s.train_sentences} {s.source} sentences, lr {s.teacher_lr:g}"

@@ -17,7 +17,7 @@ import json
 import matplotlib
 import torch
 
-from common import RESULTS, provenance, write
+from common import RESULTS, provenance, teacher_budget, write
 
 matplotlib.use("Agg")  # files only
 from nerlib.config import MSDSettings, get_profile
@@ -37,7 +37,7 @@ def teachers_on_record(s: MSDSettings, seeds: list[int]) -> list[dict]:
     path = RESULTS / "msd_teacher.json"
     if not path.is_file():
         return []
-    budget = f"{s.encoder}, {s.teacher_steps} steps on {s.train_sentences} {s.source} sentences, lr {s.teacher_lr:g}"
+    budget = teacher_budget(s)
     keep = ("seed", "multi_exit", "source_f1", "target_f1")
     return [{k: e[k] for k in keep} for e in json.loads(path.read_text())["teachers"]
             if e["budget"] == budget and e["seed"] in seeds]

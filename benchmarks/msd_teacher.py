@@ -18,7 +18,7 @@ import json
 
 import torch
 
-from common import RESULTS, provenance, write
+from common import RESULTS, provenance, teacher_budget, write
 from nerlib.config import get_profile
 from nerlib.data import load
 from nerlib.models import load_tokenizer
@@ -47,7 +47,7 @@ def main() -> None:
     tok = load_tokenizer(s.encoder)
     datasets = [s.source, *s.targets]
     tests = {name: load(name, "test", s.eval_sentences) for name in datasets}
-    budget = f"{s.encoder}, {s.teacher_steps} steps on {s.train_sentences} {s.source} sentences, lr {s.teacher_lr:g}"
+    budget = teacher_budget(s)
 
     path = RESULTS / "msd_teacher.json"
     teachers = json.loads(path.read_text())["teachers"] if path.is_file() else []

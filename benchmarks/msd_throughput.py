@@ -53,17 +53,9 @@ from nerlib.msd.model import MultiExitTokenClassifier, resolve_encoder
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The code path before the fast trainer (copied from nerlib/msd/train.py at commit 9bf6be7)
+# The code path before the fast trainer (copied from nerlib/msd/train.py at commit 9bf6be7; its batch order is
+# nerlib.msd.features.endless_batches, which the fast trainer still uses)
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def legacy_batches(n: int, batch_size: int, seed: int):
-    rng = random.Random(seed)
-    while True:
-        order = list(range(n))
-        rng.shuffle(order)
-        for start in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            yield order[start : start + batch_size]
 
 
 def legacy_optimizer(model, lr, steps, warmup_ratio, weight_decay):
@@ -148,7 +140,7 @@ def hf_variant(name, hf_model, tok, features, s, steps, seed):
         sched.step()
         opt.zero_grad()
 
-    return Variant(name, step, epoch(legacy_batches(len(features), s.batch_size, seed), features, s))
+    return Variant(name, step, epoch(F.endless_batches(len(features), s.batch_size, seed), features, s))
 
 
 def teacher_variant(name, base, tok, features, s, steps, seed, precision="fp32"):
@@ -176,7 +168,7 @@ def legacy_teacher_variant(name, base, tok, features, s, steps, seed):
         model.train()
         legacy_step(model, legacy_teacher_loss(model, features, tok.pad_token_id, s, idx), opt, sched)
 
-    return Variant(name, step, epoch(legacy_batches(len(features), s.batch_size, seed), features, s))
+    return Variant(name, step, epoch(F.endless_batches(len(features), s.batch_size, seed), features, s))
 
 
 def student_variant(name, base, tok, tgt, probs, src, teacher_cls, s, steps, seed, precision="fp32"):
@@ -201,14 +193,14 @@ def legacy_student_variant(name, base, tok, tgt, probs, src, teacher_cls, s, ste
     model = copy.deepcopy(base)
     model.freeze_bottom(s.freeze_layers)
     opt, sched = legacy_optimizer(model, s.student_lr, steps, s.warmup_ratio, s.weight_decay)
-    src_order = legacy_batches(len(src), s.mmd_batch_size, seed + 1)
+    src_order = F.endless_batches(len(src), s.mmd_batch_size, seed + 1)
 
     def step(idx):
         model.train()
         loss = legacy_student_loss(model, tgt, probs, src, teacher_cls, tok.pad_token_id, s, idx, next(src_order))
         legacy_step(model, loss, opt, sched)
 
-    return Variant(name, step, epoch(legacy_batches(len(tgt), s.batch_size, seed), tgt, s))
+    return Variant(name, step, epoch(F.endless_batches(len(tgt), s.batch_size, seed), tgt, s))
 
 
 def epoch(order, features, s) -> list:
@@ -279,7 +271,7 @@ def main() -> None:
     student_specs = [] if args.legacy else [("student", "fp32")]
     if not args.legacy and not args.quick:
         student_specs.append(("student_bf16", "bf16"))
-    orders = {"legacy_student": epoch(legacy_batches(len(tgt), s.batch_size, seed), tgt, s)}
+    orders = {"legacy_student": epoch(F.endless_batches(len(tgt), s.batch_size, seed), tgt, s)}
     orders.update({name: epoch(F.batch_order(tgt, s.batch_size, seed, s.length_pool), tgt, s)
                    for name, _ in student_specs})
     needed = sorted({i for b in orders.values() for b2 in [quantile_batches(b, tgt, k, ranks)] for x in b2 for i in x}
