@@ -144,7 +144,12 @@ def results_markdown(pattern: str, folder: Path | None = None) -> str:
     tables = result_tables(pattern, folder)
     if not tables:
         return NOT_MEASURED
-    return "\n\n".join(f"{text}\n\n<small>Source: <code>benchmarks/results/{name}</code></small>" for name, text in tables)
+    return "\n\n".join(_with_source(name, text) for name, text in tables)
+
+
+def _with_source(name: str, text: str) -> str:
+    """A results table followed by the file it came from."""
+    return f"{text}\n\n<small>Source: <code>benchmarks/results/{name}</code></small>"
 
 
 #: A results file's link to a figure beside it (``![caption](name.png)``), which a notebook cannot follow.
@@ -166,7 +171,7 @@ def show_results(pattern: str, folder: Path | None = None) -> None:
     folder = folder if folder is not None else results_dir()
     for name, text in tables:
         figures = [folder / f for _, f in FIGURE_LINK.findall(text)]
-        display(Markdown(f"{FIGURE_LINK.sub('', text)}\n\n<small>Source: <code>benchmarks/results/{name}</code></small>"))
+        display(Markdown(_with_source(name, FIGURE_LINK.sub("", text))))
         for path in figures:
             if path.is_file():
                 display(Image(filename=str(path)))

@@ -188,9 +188,11 @@ def passage_counts(passages: Sequence[EvalPassage], predictions: dict[str, str],
     return out
 
 
-def score(passages: Sequence[EvalPassage], predictions: dict[str, str]) -> dict:
+def score(passages: Sequence[EvalPassage], predictions: dict[str, str],
+          counts: Sequence[tuple[float, int, int]] | None = None) -> dict:
     """Strict and partial precision/recall/F1, a 95% bootstrap interval of strict F1 over passages
-    (``f1_low``, ``f1_high``), parse failures, and how many answers and gold answers are empty (``[]``)."""
+    (``f1_low``, ``f1_high``), parse failures, and how many answers and gold answers are empty (``[]``).
+    ``counts``: the passages' :func:`passage_counts`, when the caller has them already."""
     from nerlib.metrics import bootstrap_f1, score_answers
 
     queries = [q for p in passages for q in p.queries]
@@ -213,7 +215,7 @@ def score(passages: Sequence[EvalPassage], predictions: dict[str, str]) -> dict:
         "parse_failures": strict["parse_failures"],
         "empty_predictions": sum(p.strip() == "[]" for p in preds),
         "empty_golds": sum(g.strip() == "[]" for g in golds),
-        **dict(zip(("f1_low", "f1_high"), bootstrap_f1([passage_counts(passages, predictions)])
+        **dict(zip(("f1_low", "f1_high"), bootstrap_f1([counts or passage_counts(passages, predictions)])
                    if passages else (0.0, 0.0))),
     }
 
@@ -271,8 +273,8 @@ def evaluate_domains(
         start = time.perf_counter()
         preds = predict(model, tokenizer, passages, max_new_tokens, shared_prefix, cache, progress, eos, variant)
         seconds = time.perf_counter() - start
-        rows.append({"domain": domain, **score(passages, preds), "seconds": seconds})
         counts.append(passage_counts(passages, preds))
+        rows.append({"domain": domain, **score(passages, preds, counts[-1]), "seconds": seconds})
     table = pd.DataFrame(rows).set_index("domain")
     table["empty_pred_share"] = table["empty_predictions"] / table["queries"]
     table["empty_gold_share"] = table["empty_golds"] / table["queries"]
