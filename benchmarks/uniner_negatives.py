@@ -21,7 +21,8 @@ from common import DOMAINS, SCORE_HEADER, SCORE_NOTE, domain_scores, provenance,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
-    parser.add_argument("--passages", type=int, default=20, help="first N passages per domain (0: all)")
+    parser.add_argument("--passages", type=int, default=None,
+                        help="first N passages per domain (0: all; default: the profile's, as chapter 4)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one epoch)")
     parser.add_argument("--strategies", nargs="+", default=["none", "uniform", "frequency"])
     parser.add_argument("--name", default="uniner_negatives")
@@ -35,13 +36,13 @@ def main() -> None:
 
     quiet_libraries()
     profile = get_profile()
-    limit = args.passages or None
+    limit = profile.uniner.eval_passages_per_domain if args.passages is None else (args.passages or None)
     rows, train = [], {}
     for strategy in args.strategies:
         u = dataclasses.replace(profile.uniner, negative_sampling=strategy, supervised_datasets=(),
                                 max_steps=args.steps if args.steps is not None else -1,
                                 eval_domains=tuple(args.domains))
-        table, record = train_and_evaluate(profile, u, name=f"bench-neg-{strategy}", limit=limit)
+        table, record = train_and_evaluate(profile, u, limit=limit)  # the students chapter 4 loads
         train[strategy] = train_summary(record)
         for domain in table.index:
             rows.append({"strategy": strategy, "domain": domain, **domain_scores(table.loc[domain])})

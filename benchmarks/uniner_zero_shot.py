@@ -24,7 +24,8 @@ matplotlib.use("Agg")  # files only
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
-    parser.add_argument("--passages", type=int, default=50, help="first N passages per domain (0: all)")
+    parser.add_argument("--passages", type=int, default=None,
+                        help="first N passages per domain (0: all; default: the profile's, as the chapters)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one epoch)")
     parser.add_argument("--max-passages", type=int, default=None, help="teacher passages (default: profile)")
     parser.add_argument("--name", default="uniner_zero_shot")
@@ -42,9 +43,9 @@ def main() -> None:
     u = profile.uniner
     u = dataclasses.replace(u, max_steps=args.steps if args.steps is not None else -1,
                             max_passages=args.max_passages or u.max_passages, eval_domains=tuple(args.domains))
-    limit = args.passages or None
+    limit = u.eval_passages_per_domain if args.passages is None else (args.passages or None)
     # the tuned student first: on a CPU the untuned one (which answers in prose until the token budget) takes as long
-    tuned, record = train_and_evaluate(profile, u, name="bench-zero-shot", limit=limit)
+    tuned, record = train_and_evaluate(profile, u, limit=limit)  # the model chapters 3 to 5 load (same settings)
     base = evaluate_base(profile, args.domains, limit)
     rows = []
     for domain in list(args.domains) + (["average"] if len(args.domains) > 1 else []):

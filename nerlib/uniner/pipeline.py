@@ -193,17 +193,26 @@ def build_training_examples(
     return instruction_mixture(annotations, settings, seed=seed, progress=progress)
 
 
+def student_name(settings: UniNERSettings, variant: str = "per_type") -> str:
+    """A readable name for the student ``settings`` train, e.g. ``smollm2-135m-frequency+supervised``: the cache
+    folder is ``<name>-<run key>``, so chapters and benchmarks that train the same settings share one model."""
+    name = f"{Path(settings.student).name}-{settings.negative_sampling}"
+    name += "+supervised" if settings.supervised_datasets else ""
+    return name + ("-all-in-one" if variant == "all_in_one" else "")
+
+
 def train_or_load(
     profile: Profile,
     examples: Sequence[InstructionExample],
-    name: str = "student",
+    name: str | None = None,
     variant: str = "per_type",
     settings: UniNERSettings | None = None,
     progress: bool = True,
     save_steps: int | None = SAVE_STEPS,
 ) -> tuple[Any, Any, dict]:
     """Train the profile's student on ``examples`` once and cache it under ``$NERLIB_CACHE_DIR/uniner/<name>-<key>``
-    (the key hashes settings, data and seed); later calls, and later chapters, load the cached model.
+    (the key hashes settings, data and seed; ``name`` defaults to :func:`student_name`, so every caller training
+    the same settings shares the model); later calls, later chapters and the benchmarks load the cached model.
 
     While training, a checkpoint is written every ``save_steps`` steps into that folder; a call that finds
     checkpoints but no finished model (the previous run was interrupted: a Colab disconnect, a killed kernel)
@@ -213,6 +222,7 @@ def train_or_load(
     the folder, ``cached`` telling which happened and ``resumed_from`` the checkpoint a resumed run started from)."""
     settings = settings or profile.uniner
     key = run_key(settings, examples, profile.seed, variant)
+    name = name or student_name(settings, variant)
     folder = cache_dir() / "uniner" / f"{name}-{key}"
     record_path = folder / "train_result.json"
     device = get_device()
@@ -379,7 +389,7 @@ def evaluate_base(
 def train_and_evaluate(
     profile: Profile,
     settings: UniNERSettings | None = None,
-    name: str = "student",
+    name: str | None = None,
     examples: Sequence[InstructionExample] | None = None,
     domains: Sequence[str] | None = None,
     limit: int | None = -1,
@@ -388,8 +398,10 @@ def train_and_evaluate(
 ) -> tuple[Any, dict]:
     """Train (or load the cached) student for ``settings`` (default ``profile.uniner``) on ``examples`` (default:
     the settings' training mixture) and evaluate it zero-shot. Returns (per-domain table, training record).
-    Both the trained model and its predictions are cached under ``$NERLIB_CACHE_DIR/uniner``."""
+    Both the trained model and its predictions are cached under ``$NERLIB_CACHE_DIR/uniner`` (``name`` as in
+    :func:`train_or_load`), so chapters and benchmarks with the same settings train once and score once."""
     settings = settings or profile.uniner
+    name = name or student_name(settings, variant)
     if examples is None:
         examples = build_training_examples(settings, seed=profile.seed, progress=progress)
     model, tok, record = train_or_load(profile, examples, name=name, variant=variant, settings=settings,

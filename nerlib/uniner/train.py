@@ -355,11 +355,13 @@ def examples_fingerprint(examples: Sequence[InstructionExample]) -> str:
 
 
 def run_key(settings: UniNERSettings, examples: Sequence[InstructionExample], seed: int, variant: str) -> str:
-    """The cache key of a training run: every training setting, the data and the seed."""
+    """The cache key of a training run: every training setting, the data and the seed (not the evaluation
+    settings, the teacher that made the data, which the data's fingerprint covers, or the chapter ablations')."""
     keep = {
         k: v
         for k, v in dataclasses.asdict(settings).items()
-        if k not in ("eval_domains", "eval_passages_per_domain", "max_new_tokens", "teacher")
+        if k not in ("eval_domains", "eval_passages_per_domain", "max_new_tokens", "teacher", "ablation_max_steps",
+                     "ablation_eval_passages")
     }
     return _run_key(length=16, settings=keep, data=examples_fingerprint(examples), seed=seed, variant=variant)
 

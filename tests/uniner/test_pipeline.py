@@ -68,3 +68,27 @@ def test_train_and_evaluate_trains_once_then_loads_model_and_predictions(tiny_st
     again, cached = P.train_and_evaluate(profile, settings, name="t", examples=tiny_examples(), progress=False)
     assert cached["cached"] is True and cached["key"] == record["key"] and cached["model_dir"] == record["model_dir"]
     assert again["f1"].equals(table["f1"])
+
+
+def test_student_name_describes_the_training_settings():
+    s = UniNERSettings(student="Qwen/Qwen2.5-0.5B", negative_sampling="uniform", supervised_datasets=())
+    assert P.student_name(s) == "Qwen2.5-0.5B-uniform"
+    mixed = UniNERSettings(negative_sampling="frequency", supervised_datasets=("conll2003_en",))
+    assert P.student_name(mixed) == "smollm2-135m-frequency+supervised"
+    assert P.student_name(mixed, "all_in_one") == "smollm2-135m-frequency+supervised-all-in-one"
+
+
+def test_a_chapter_ablation_and_a_benchmark_with_the_same_settings_share_one_student(tiny_student, eval_data,
+                                                                                     monkeypatch):
+    """Chapter 4 replaces ``max_steps`` by ``ablation_max_steps`` and a benchmark sets its own evaluation domains;
+    when the training settings come out equal, the second caller loads the first one's model and predictions."""
+    profile = get_profile("smoke")
+    chapter = _settings(tiny_student, ablation_max_steps=2, ablation_eval_passages=2)
+    table, record = P.train_and_evaluate(profile, chapter, examples=tiny_examples(), progress=False)
+    assert Path(record["model_dir"]).name.startswith(P.student_name(chapter) + "-")
+    monkeypatch.setattr(P, "fit", lambda *a, **k: pytest.fail("trained again"))
+    _no_answers(monkeypatch)
+    bench = _settings(tiny_student, ablation_max_steps=99, ablation_eval_passages=None)
+    again, cached = P.train_and_evaluate(profile, bench, examples=tiny_examples(), limit=2, progress=False)
+    assert cached["cached"] is True and cached["model_dir"] == record["model_dir"]
+    assert again["f1"].equals(table["f1"])

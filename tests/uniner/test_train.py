@@ -108,6 +108,9 @@ def test_train_or_load_caches_by_settings_and_data(tiny_student):
         assert torch.allclose(m1(ids).logits, m2(ids).logits, atol=1e-5)
     assert T.run_key(s, EXAMPLES[:2], 42, "per_type") != T.run_key(s, EXAMPLES, 42, "per_type")
     assert T.run_key(dataclasses.replace(s, lora_r=8), EXAMPLES, 42, "per_type") != rec1["key"]
+    # evaluation and chapter-ablation settings do not change what is trained, so they leave the key alone
+    unchanged = dataclasses.replace(s, eval_passages_per_domain=3, ablation_max_steps=7, ablation_eval_passages=2)
+    assert T.run_key(unchanged, EXAMPLES, 42, "per_type") == rec1["key"]
 
 
 def test_ddp_under_accelerate_launch_splits_batches_across_processes(tmp_path):
@@ -143,11 +146,12 @@ def test_ddp_under_accelerate_launch_splits_batches_across_processes(tmp_path):
 
 def test_run_key_value_is_pinned():
     """Trained students are cached under ``<name>-<run_key>``: the key of a fixed input must never change, or every
-    cached student on disk would be trained again."""
+    cached student on disk would be trained again. (Changed once on purpose: the chapter-ablation settings left the
+    key, so that a chapter and a benchmark training the same student share it.)"""
     examples = [
         InstructionExample("Obama met Apple .", [Query("person", ["Obama"]), Query("company", [])], id="a"),
         InstructionExample("Ada wrote code .", [Query("person", ["Ada"])], dataset="conll2003_en"),
     ]
     s = UniNERSettings(student="smollm2-135m", max_length=256, lora_r=4, max_steps=3)
-    assert T.run_key(s, examples, 42, "per_type") == "4f90ee507682c84c"
-    assert T.run_key(s, examples, 7, "all_in_one") == "a5e76f8ea9ace1ae"
+    assert T.run_key(s, examples, 42, "per_type") == "daff7462d54fcc32"
+    assert T.run_key(s, examples, 7, "all_in_one") == "3995f8229694818d"
