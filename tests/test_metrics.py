@@ -181,3 +181,32 @@ def test_bootstrap_f1_rejects_empty_groups_and_bad_levels():
         bootstrap_f1([[(1.0, 1, 1)], []])
     with pytest.raises(ValueError, match="level"):
         bootstrap_f1([[(1.0, 1, 1)]], level=95)
+
+
+def test_paired_bootstrap_difference_on_known_cases():
+    from nerlib.metrics import bootstrap_f1, paired_bootstrap_difference
+
+    same = [[(1.0, 2, 2), (0.0, 2, 2)] * 10]
+    assert paired_bootstrap_difference(same, same) == (0.0, 0.0, 0.0)
+    # a right everywhere, b wrong everywhere: the difference is 1 in every resample
+    assert paired_bootstrap_difference([[(1.0, 1, 1)] * 4], [[(0.0, 1, 1)] * 4]) == (1.0, 1.0, 1.0)
+    # passages of very different difficulty, a one half-point better on each hard passage: separately the two
+    # intervals overlap, but on the same resampled passages a is always ahead, so the paired interval is above 0
+    b = [[(0.0, 2, 2), (2.0, 2, 2)] * 20]
+    a = [[(0.5, 2, 2), (2.0, 2, 2)] * 20]
+    diff, low, high = paired_bootstrap_difference(a, b, seed=3)
+    assert diff == pytest.approx((2.5 * 20 / 80) - (2.0 * 20 / 80)) and 0 < low <= diff <= high
+    (a_low, a_high), (b_low, b_high) = bootstrap_f1(a, seed=3), bootstrap_f1(b, seed=3)
+    assert a_low < b_high  # the unpaired intervals overlap
+    # two groups: the difference of the mean over groups
+    diff, _, _ = paired_bootstrap_difference([[(1.0, 1, 1)], [(1.0, 1, 1)]], [[(1.0, 1, 1)], [(0.0, 1, 1)]])
+    assert diff == 0.5
+
+
+def test_paired_bootstrap_difference_needs_the_same_passages():
+    from nerlib.metrics import paired_bootstrap_difference
+
+    with pytest.raises(ValueError, match="same groups and units"):
+        paired_bootstrap_difference([[(1.0, 1, 1)] * 3], [[(1.0, 1, 1)] * 2])
+    with pytest.raises(ValueError, match="level"):
+        paired_bootstrap_difference([[(1.0, 1, 1)]], [[(1.0, 1, 1)]], level=0)

@@ -260,7 +260,8 @@ def evaluate_domains(
     percent with a 95% bootstrap interval of strict F1 over passages (``f1_low``, ``f1_high``; the average row's
     is the interval of the mean over domains), parse failures, the share of empty answers beside the gold's
     (``empty_pred_share``, ``empty_gold_share``, percent) and seconds. ``cache_dir`` keeps per-domain prediction
-    files for resuming."""
+    files for resuming. ``table.attrs["passage_counts"]`` keeps each domain's per-passage counts, for
+    :func:`f1_difference`."""
     import pandas as pd
 
     from nerlib.metrics import bootstrap_f1
@@ -285,7 +286,25 @@ def evaluate_domains(
         table.loc["average"] = table.mean(numeric_only=True)
         low, high = bootstrap_f1(counts)
         table.loc["average", ["f1_low", "f1_high"]] = [100 * low, 100 * high]
-    return table.round(2)
+    table = table.round(2)
+    table.attrs["passage_counts"] = dict(zip(domains, counts))
+    return table
+
+
+def f1_difference(a: Any, b: Any, level: float = 0.95) -> dict:
+    """Strict F1 of student ``a`` minus student ``b`` (two :func:`evaluate_domains` tables over the same passages),
+    averaged over domains as the tables' ``average`` row, with a paired bootstrap interval over passages
+    (:func:`nerlib.metrics.paired_bootstrap_difference`): ``{"difference", "low", "high"}`` in F1 points. Two
+    students' separate intervals may overlap while the paired one excludes 0: they err on the same hard passages."""
+    from nerlib.metrics import paired_bootstrap_difference
+
+    ca, cb = a.attrs.get("passage_counts"), b.attrs.get("passage_counts")
+    if ca is None or cb is None:
+        raise ValueError("f1_difference: pass tables from evaluate_domains (they carry the per-passage counts)")
+    if list(ca) != list(cb):
+        raise ValueError(f"f1_difference: the tables cover different domains: {list(ca)} and {list(cb)}")
+    diff, low, high = paired_bootstrap_difference(list(ca.values()), list(cb.values()), level=level)
+    return {"difference": round(100 * diff, 2), "low": round(100 * low, 2), "high": round(100 * high, 2)}
 
 
 def plot_domains(tables: dict[str, Any], paper_rows: Sequence[str] = ("UniNER-7B", "ChatGPT (teacher)"), ax=None):
@@ -325,6 +344,7 @@ def plot_domains(tables: dict[str, Any], paper_rows: Sequence[str] = ("UniNER-7B
 
 
 __all__ = [
-    "DOMAINS", "DOMAIN_FILES", "EvalPassage", "EvalQuery", "eval_file", "evaluate_domains", "parse_record",
+    "DOMAINS", "DOMAIN_FILES", "EvalPassage", "EvalQuery", "eval_file", "evaluate_domains", "f1_difference",
+    "parse_record",
     "passage_counts", "plot_domains", "predict", "read_eval_file", "score", "score_per_type",
 ]

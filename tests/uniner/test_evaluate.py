@@ -141,3 +141,24 @@ def test_plot_domains_draws_ours_with_intervals_beside_the_paper():
     assert theirs.errorbar is None  # the paper's rows have no interval
     assert [t.get_text() for t in ax.get_xticklabels()] == ["ai", "music", "average"]
     assert paper_average("UniNER-7B") == 60.0 and set(TABLE3["ChatGPT (teacher)"]) == set(E.DOMAINS)
+
+
+def test_f1_difference_pairs_two_students_on_the_same_passages(eval_path, fake_answer, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setattr(E, "eval_file", lambda domain: eval_path)
+    good = E.evaluate_domains(None, None, ["ai", "music"], progress=False)
+    assert good.attrs["passage_counts"]["ai"] == [(1.0, 2, 2), (1.0, 2, 2), (0.0, 0, 0)]
+    monkeypatch.setattr(infer, "answer", lambda model, tok, passage, types, **kw: ["[]" for _ in types])
+    silent = E.evaluate_domains(None, None, ["ai", "music"], progress=False)
+    assert silent.loc["average", "f1"] == 0.0
+    # the good student scores F1 0.5 on each domain, the silent one 0: every resample draws passages where the good
+    # one is ahead or level, so the paired interval lies in [0, 100] around the difference
+    d = E.f1_difference(good, silent)
+    assert d["difference"] == pytest.approx(good.loc["average", "f1"] - silent.loc["average", "f1"]) == 50.0
+    assert 0 <= d["low"] <= d["difference"] <= d["high"] <= 100
+    assert E.f1_difference(good, good) == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    with pytest.raises(ValueError, match="per-passage counts"):
+        E.f1_difference(good, pd.DataFrame({"f1": [1.0]}))
+    with pytest.raises(ValueError, match="different domains"):
+        E.f1_difference(good, E.evaluate_domains(None, None, ["ai"], progress=False))
