@@ -196,7 +196,7 @@ def test_paired_bootstrap_difference_on_known_cases():
     a = [[(0.5, 2, 2), (2.0, 2, 2)] * 20]
     diff, low, high = paired_bootstrap_difference(a, b, seed=3)
     assert diff == pytest.approx((2.5 * 20 / 80) - (2.0 * 20 / 80)) and 0 < low <= diff <= high
-    (a_low, a_high), (b_low, b_high) = bootstrap_f1(a, seed=3), bootstrap_f1(b, seed=3)
+    a_low, b_high = bootstrap_f1(a, seed=3)[0], bootstrap_f1(b, seed=3)[1]
     assert a_low < b_high  # the unpaired intervals overlap
     # two groups: the difference of the mean over groups
     diff, _, _ = paired_bootstrap_difference([[(1.0, 1, 1)], [(1.0, 1, 1)]], [[(1.0, 1, 1)], [(0.0, 1, 1)]])
