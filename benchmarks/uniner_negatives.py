@@ -13,9 +13,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+import matplotlib
 import torch
 
-from common import DOMAINS, SCORE_HEADER, SCORE_NOTE, domain_scores, provenance, score_cells, train_summary, write
+from common import (DOMAINS, RESULTS, SCORE_HEADER, SCORE_NOTE, domain_scores, provenance, score_cells,
+                    train_summary, write)
+
+matplotlib.use("Agg")  # files only
 
 
 def main() -> None:
@@ -26,32 +30,51 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one epoch)")
     parser.add_argument("--strategies", nargs="+", default=["none", "uniform", "frequency"])
     parser.add_argument("--name", default="uniner_negatives")
+    parser.add_argument("--split", choices=["test", "validation"], default="test",
+                        help="CrossNER split to score (validation: where settings are chosen)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     from nerlib.config import get_profile
     from nerlib.course import quiet_libraries
+    from nerlib.uniner.evaluate import f1_difference, plot_domains
     from nerlib.uniner.pipeline import train_and_evaluate
 
     quiet_libraries()
     profile = get_profile()
     limit = profile.uniner.eval_passages_per_domain if args.passages is None else (args.passages or None)
-    rows, train = [], {}
+    rows, train, tables = [], {}, {}
     for strategy in args.strategies:
         u = dataclasses.replace(profile.uniner, negative_sampling=strategy, supervised_datasets=(),
                                 max_steps=args.steps if args.steps is not None else -1,
                                 eval_domains=tuple(args.domains))
-        table, record = train_and_evaluate(profile, u, limit=limit)  # the students chapter 4 loads
-        train[strategy] = train_summary(record)
+        table, record = train_and_evaluate(profile, u, limit=limit, split=args.split)  # chapter 4's students
+        train[strategy], tables[strategy] = train_summary(record), table
         for domain in table.index:
             rows.append({"strategy": strategy, "domain": domain, **domain_scores(table.loc[domain])})
-    record_out = {"provenance": provenance(profile.name, passages_per_domain=limit, train_steps=args.steps),
-                  "rows": rows, "train": train}
+    # paired differences: every strategy against the ones before it, on the same passages
+    differences = [{"a": a, "b": b, **f1_difference(tables[a], tables[b])}
+                   for i, a in enumerate(args.strategies) for b in args.strategies[:i]]
+    record_out = {"provenance": provenance(profile.name, split=args.split, passages_per_domain=limit,
+                                           train_steps=args.steps),
+                  "rows": rows, "train": train, "differences": differences}
     lines = [f"| strategy | domain | {SCORE_HEADER} |", "|---|---|" + "---|" * 7]
     lines += [f"| {r['strategy']} | {r['domain']} | {score_cells(r)} |" for r in rows]
-    md = "\n".join(lines) + (f"\n\nFirst {limit or 'all'} passages per domain; student `{profile.uniner.student}`. "
-                             + SCORE_NOTE)
+    md = "\n".join(lines) + (f"\n\nFirst {limit or 'all'} passages per domain ({args.split} split); "
+                             f"student `{profile.uniner.student}`. " + SCORE_NOTE)
+    if differences:
+        md += ("\n\nPaired differences of average strict F1 (same passages, 95% paired bootstrap interval over "
+               "passages; one training seed, so seed-to-seed variation is not in the interval):\n\n"
+               "| comparison | difference | 95% interval |\n|---|---|---|\n")
+        md += "\n".join(f"| {d['a']} - {d['b']} | {d['difference']:+.1f} | [{d['low']:+.1f}, {d['high']:+.1f}] |"
+                         for d in differences)
+    if len(args.domains) > 1:
+        ax = plot_domains({f"{s} negatives": t for s, t in tables.items()}, paper_rows=())
+        ax.set_title("Zero-shot strict F1 by negative sampling (95% bootstrap interval over passages)")
+        ax.figure.tight_layout()
+        ax.figure.savefig(RESULTS / f"{args.name}.png", dpi=120)
+        md += f"\n\n![Strict F1 per domain and negative-sampling strategy]({args.name}.png)"
     write(args.name, record_out, md)
     print(md)
 

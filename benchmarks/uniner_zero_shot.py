@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one epoch)")
     parser.add_argument("--max-passages", type=int, default=None, help="teacher passages (default: profile)")
     parser.add_argument("--name", default="uniner_zero_shot")
+    parser.add_argument("--split", choices=["test", "validation"], default="test",
+                        help="CrossNER split to score (validation: where settings are chosen)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -45,21 +47,22 @@ def main() -> None:
                             max_passages=args.max_passages or u.max_passages, eval_domains=tuple(args.domains))
     limit = u.eval_passages_per_domain if args.passages is None else (args.passages or None)
     # the tuned student first: on a CPU the untuned one (which answers in prose until the token budget) takes as long
-    tuned, record = train_and_evaluate(profile, u, limit=limit)  # the model chapters 3 to 5 load (same settings)
-    base = evaluate_base(profile, args.domains, limit)
+    # the model chapter 5 loads (same settings, so the same cache key)
+    tuned, record = train_and_evaluate(profile, u, limit=limit, split=args.split)
+    base = evaluate_base(profile, args.domains, limit, split=args.split)
     rows = []
     for domain in list(args.domains) + (["average"] if len(args.domains) > 1 else []):
         for label, table in (("base", base), ("tuned", tuned)):
             rows.append({"domain": domain, "model": label, **domain_scores(table.loc[domain])})
     size = {"passages_per_domain": limit, "train_steps": record["global_step"], "train_passages": record["examples"],
             "student": u.student, "train_seconds": record["seconds"]}
-    record_out = {"provenance": provenance(profile.name, **size), "rows": rows,
+    record_out = {"provenance": provenance(profile.name, split=args.split, **size), "rows": rows,
                   "train": train_summary(record)}
     lines = [f"| domain | model | {SCORE_HEADER} |", "|---|---|" + "---|" * 7]
     lines += [f"| {r['domain']} | {r['model']} | {score_cells(r)} |" for r in rows]
     md = "\n".join(lines) + (f"\n\nStudent `{u.student}` ({'LoRA r=%d' % u.lora_r if u.lora else 'full'}), "
                              f"{record['examples']} training passages, {record['global_step']} steps; first "
-                             f"{limit or 'all'} passages per domain. {SCORE_NOTE}")
+                             f"{limit or 'all'} passages per domain ({args.split} split). {SCORE_NOTE}")
     if len(args.domains) > 1:
         ax = plot_domains({f"{u.student} tuned": tuned, f"{u.student} untuned": base})
         ax.figure.tight_layout()

@@ -271,3 +271,27 @@ def test_eval_file_is_built_from_a_data_folder_without_the_official_files(monkey
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert records == eval_records_from_dataset("crossner_ai", "test")
     assert len({r["conversations"][0]["value"] for r in records}) == 3
+
+
+def test_validation_eval_file_is_built_from_the_validation_split(monkeypatch, tmp_path):
+    """Settings are chosen on CrossNER's validation passages: the file is built from the BIO validation split even
+    when the official test files are present, and lives beside (never in place of) the test file."""
+    from nerlib.uniner import evaluate as E
+    from nerlib.uniner.eval_data import eval_records_from_dataset
+
+    data = _local_data()
+    mine = tmp_path / "data" / "crossner_ai"
+    mine.mkdir(parents=True)
+    for split in ("test", "validation"):
+        lines = (data / "crossner_ai" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)[:2]
+        (mine / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
+    monkeypatch.setenv("NERLIB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NERLIB_CACHE_DIR", str(tmp_path / "cache"))
+    valid, test = E.eval_file("ai", "validation"), E.eval_file("ai")
+    assert valid.name == "CrossNER_AI-validation.jsonl" and valid.parent == test.parent and valid != test
+    records = [json.loads(line) for line in valid.read_text(encoding="utf-8").splitlines()]
+    assert records == eval_records_from_dataset("crossner_ai", "validation")
+    passages = {r["conversations"][0]["value"] for r in records}
+    assert not passages & {json.loads(x)["conversations"][0]["value"] for x in test.read_text().splitlines()}
+    with pytest.raises(ValueError, match="unknown evaluation split 'train'"):
+        E.eval_file("ai", "train")

@@ -50,12 +50,13 @@ class EvalPassage:
     queries: list[EvalQuery] = field(default_factory=list)
 
 
-def eval_file(domain: str) -> Path:
+def eval_file(domain: str, split: str = "test") -> Path:
     """The evaluation file of a CrossNER domain (``ai``, ``literature``, ``music``, ``politics``, ``science``).
 
-    The official file ``$NERLIB_DATA_DIR/uniner_eval/CrossNER_<domain>.jsonl`` when the data folder has it;
-    otherwise the same records built once from the domain's BIO test split (the data folder's copy, or the hub's
-    when ``NERLIB_DATA_DIR`` is unset, as on Colab) by :func:`nerlib.uniner.eval_data.eval_records_from_dataset`
+    For the test split, the official file ``$NERLIB_DATA_DIR/uniner_eval/CrossNER_<domain>.jsonl`` when the data
+    folder has it; otherwise, and for ``split="validation"`` (where settings are chosen, so that the test passages
+    stay unseen), the same kind of records built once from the domain's BIO split (the data folder's copy, or the
+    hub's when ``NERLIB_DATA_DIR`` is unset, as on Colab) by :func:`nerlib.uniner.eval_data.eval_records_from_dataset`
     and kept under ``$NERLIB_CACHE_DIR/uniner/eval/<source>/``."""
     import hashlib
 
@@ -63,15 +64,18 @@ def eval_file(domain: str) -> Path:
 
     if domain not in DOMAIN_FILES:
         raise ValueError(f"unknown CrossNER domain {domain!r}; choose from {', '.join(DOMAINS)}")
+    if split not in ("test", "validation"):
+        raise ValueError(f"unknown evaluation split {split!r}; choose 'test' or 'validation'")
     root = data_dir()
-    if root is not None:
+    if root is not None and split == "test":
         official = root / "uniner_eval" / f"{DOMAIN_FILES[domain]}.jsonl"
         if official.exists():
             return official
     source = "hub" if root is None else "data-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
-    path = cache_dir() / "uniner" / "eval" / source / f"{DOMAIN_FILES[domain]}.jsonl"
+    name = DOMAIN_FILES[domain] + ("" if split == "test" else f"-{split}")
+    path = cache_dir() / "uniner" / "eval" / source / f"{name}.jsonl"
     if not path.exists():
-        records = eval_records_from_dataset(f"crossner_{domain}", split="test")
+        records = eval_records_from_dataset(f"crossner_{domain}", split=split)
         partial = write_eval_file(records, path.with_name(path.name + ".partial"))
         partial.replace(path)  # a run cut off while writing never leaves a half file behind
     return path
@@ -255,13 +259,15 @@ def evaluate_domains(
     progress: bool = True,
     eos: str | None = None,
     variant: str = "per_type",
+    split: str = "test",
 ) -> "Any":
     """One row per domain and an ``average`` row, a ``pandas.DataFrame`` indexed by domain: strict and partial F1 in
     percent with a 95% bootstrap interval of strict F1 over passages (``f1_low``, ``f1_high``; the average row's
     is the interval of the mean over domains), parse failures, the share of empty answers beside the gold's
     (``empty_pred_share``, ``empty_gold_share``, percent) and seconds. ``cache_dir`` keeps per-domain prediction
-    files for resuming. ``table.attrs["passage_counts"]`` keeps each domain's per-passage counts, for
-    :func:`f1_difference`."""
+    files for resuming. ``split="validation"`` asks the domains' validation passages instead of the test ones (to
+    choose settings without looking at the test set). ``table.attrs["passage_counts"]`` keeps each domain's
+    per-passage counts, for :func:`f1_difference`."""
     import pandas as pd
 
     from nerlib.metrics import bootstrap_f1
@@ -269,7 +275,7 @@ def evaluate_domains(
     rows = []
     counts = []
     for domain in domains:
-        passages = read_eval_file(eval_file(domain), limit)
+        passages = read_eval_file(eval_file(domain, split), limit)
         cache = Path(cache_dir) / f"{domain}.jsonl" if cache_dir is not None else None
         start = time.perf_counter()
         preds = predict(model, tokenizer, passages, max_new_tokens, shared_prefix, cache, progress, eos, variant)

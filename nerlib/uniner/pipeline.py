@@ -373,17 +373,25 @@ def evaluate_base(
     limit: int | None = -1,
     progress: bool = True,
     model: str | None = None,
+    split: str = "test",
 ) -> Any:
     """The untuned student (``model`` or the profile's) on the profile's domains (predictions cached, so the
-    chapters and benchmarks that share a setting reuse them). Returns the per-domain table."""
+    chapters and benchmarks that share a setting reuse them; ``split`` as in
+    :func:`~nerlib.uniner.evaluate.evaluate_domains`). Returns the per-domain table."""
     u = profile.uniner
     name = model or u.student
     lm, tok = load_student(name, lora=False)
     lm = ready_for_inference(lm)  # the library's device (nerlib.device), inference dtype
     limit = u.eval_passages_per_domain if limit == -1 else limit
-    folder = cache_dir() / "uniner" / "predictions" / f"base-{Path(name).name}-{u.max_new_tokens}-{limit}"
+    folder = cache_dir() / "uniner" / "predictions" / _split_suffix(
+        f"base-{Path(name).name}-{u.max_new_tokens}-{limit}", split)
     return evaluate_domains(lm, tok, domains or u.eval_domains, limit, u.max_new_tokens, cache_dir=folder,
-                            progress=progress)
+                            progress=progress, split=split)
+
+
+def _split_suffix(folder: str, split: str) -> str:
+    """Prediction folders of the test split keep their names (caches made before splits existed stay valid)."""
+    return folder if split == "test" else f"{folder}-{split}"
 
 
 def train_and_evaluate(
@@ -395,11 +403,13 @@ def train_and_evaluate(
     limit: int | None = -1,
     variant: str = "per_type",
     progress: bool = True,
+    split: str = "test",
 ) -> tuple[Any, dict]:
     """Train (or load the cached) student for ``settings`` (default ``profile.uniner``) on ``examples`` (default:
     the settings' training mixture) and evaluate it zero-shot. Returns (per-domain table, training record).
     Both the trained model and its predictions are cached under ``$NERLIB_CACHE_DIR/uniner`` (``name`` as in
-    :func:`train_or_load`), so chapters and benchmarks with the same settings train once and score once."""
+    :func:`train_or_load`), so chapters and benchmarks with the same settings train once and score once.
+    ``split="validation"`` scores CrossNER's validation passages: the split on which to choose settings."""
     settings = settings or profile.uniner
     name = name or student_name(settings, variant)
     if examples is None:
@@ -407,10 +417,11 @@ def train_and_evaluate(
     model, tok, record = train_or_load(profile, examples, name=name, variant=variant, settings=settings,
                                        progress=progress)
     limit = settings.eval_passages_per_domain if limit == -1 else limit
-    folder = cache_dir() / "uniner" / "predictions" / f"{name}-{record['key']}-{variant}-{settings.max_new_tokens}-{limit}"
+    folder = cache_dir() / "uniner" / "predictions" / _split_suffix(
+        f"{name}-{record['key']}-{variant}-{settings.max_new_tokens}-{limit}", split)
     new_tokens = settings.max_new_tokens if variant == "per_type" else 4 * settings.max_new_tokens
     table = evaluate_domains(model, tok, domains or settings.eval_domains, limit, new_tokens,
-                             cache_dir=folder, progress=progress, variant=variant)
+                             cache_dir=folder, progress=progress, variant=variant, split=split)
     return table, record
 
 

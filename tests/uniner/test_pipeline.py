@@ -92,3 +92,18 @@ def test_a_chapter_ablation_and_a_benchmark_with_the_same_settings_share_one_stu
     again, cached = P.train_and_evaluate(profile, bench, examples=tiny_examples(), limit=2, progress=False)
     assert cached["cached"] is True and cached["model_dir"] == record["model_dir"]
     assert again["f1"].equals(table["f1"])
+
+
+def test_validation_split_is_scored_into_its_own_prediction_folder(tiny_student, eval_data, monkeypatch):
+    import pandas as pd
+
+    seen = []
+    monkeypatch.setattr(P, "evaluate_domains", lambda *a, **kw: seen.append(kw) or pd.DataFrame())
+    profile = get_profile("smoke")
+    settings = _settings(tiny_student)
+    _, record = P.train_and_evaluate(profile, settings, examples=tiny_examples(), progress=False)
+    P.train_and_evaluate(profile, settings, examples=tiny_examples(), split="validation", progress=False)
+    test, valid = seen
+    assert test["split"] == "test" and valid["split"] == "validation"
+    assert Path(test["cache_dir"]).name.endswith(f"{record['key']}-per_type-4-2")  # test caches keep their names
+    assert Path(valid["cache_dir"]).name == Path(test["cache_dir"]).name + "-validation"
