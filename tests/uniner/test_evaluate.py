@@ -146,7 +146,7 @@ def test_plot_domains_draws_ours_with_intervals_beside_the_paper():
 def test_f1_difference_pairs_two_students_on_the_same_passages(eval_path, fake_answer, monkeypatch):
     import pandas as pd
 
-    monkeypatch.setattr(E, "eval_file", lambda domain: eval_path)
+    monkeypatch.setattr(E, "eval_file", lambda domain, split="test": eval_path)
     good = E.evaluate_domains(None, None, ["ai", "music"], progress=False)
     assert good.attrs["passage_counts"]["ai"] == [(1.0, 2, 2), (1.0, 2, 2), (0.0, 0, 0)]
     monkeypatch.setattr(infer, "answer", lambda model, tok, passage, types, **kw: ["[]" for _ in types])
