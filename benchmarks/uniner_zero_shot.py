@@ -5,6 +5,7 @@ stopped). Writes ``benchmarks/results/<name>.{json,md}`` (default name ``uniner_
 
     python benchmarks/uniner_zero_shot.py                            # the profile's settings, all 5 domains
     python benchmarks/uniner_zero_shot.py --steps 1 --passages 1 --name uniner_zero_shot_tiny   # plumbing check
+    python benchmarks/uniner_zero_shot.py --student gemma-3-270m --name uniner_zero_shot_gemma  # a larger student
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def main() -> None:
                         help="first N passages per domain (0: all; default: the profile's, as the chapters)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one epoch)")
     parser.add_argument("--max-passages", type=int, default=None, help="teacher passages (default: profile)")
+    parser.add_argument("--student", default=None, help="student model (short name, hub name or folder; "
+                        "default: the profile's)")
     parser.add_argument("--name", default="uniner_zero_shot")
     parser.add_argument("--split", choices=["test", "validation"], default="test",
                         help="CrossNER split to score (validation: where settings are chosen)")
@@ -43,13 +46,14 @@ def main() -> None:
     quiet_libraries()
     profile = get_profile()
     u = profile.uniner
-    u = dataclasses.replace(u, max_steps=args.steps if args.steps is not None else -1,
+    u = dataclasses.replace(u, student=args.student or u.student,
+                            max_steps=args.steps if args.steps is not None else -1,
                             max_passages=args.max_passages or u.max_passages, eval_domains=tuple(args.domains))
     limit = u.eval_passages_per_domain if args.passages is None else (args.passages or None)
     # the tuned student first: on a CPU the untuned one (which answers in prose until the token budget) takes as long
     # the model chapter 5 loads (same settings, so the same cache key)
     tuned, record = train_and_evaluate(profile, u, limit=limit, split=args.split)
-    base = evaluate_base(profile, args.domains, limit, split=args.split)
+    base = evaluate_base(profile, args.domains, limit, split=args.split, model=u.student)
     rows = []
     for domain in list(args.domains) + (["average"] if len(args.domains) > 1 else []):
         for label, table in (("base", base), ("tuned", tuned)):
