@@ -21,9 +21,8 @@ from common import RESULTS, provenance, teacher_budget, write
 
 matplotlib.use("Agg")  # files only
 from nerlib.config import MSDSettings, get_profile
-from nerlib.msd.ablation import (EXPERIMENTS, ROWS, ablation_markdown, ablation_records, ablation_table, cell_stats,
-                                 cell_stats_markdown,
-                                 complete_seeds, experiment, mean_interval, msd_gain, paired_gains, per_seed_table,
+from nerlib.msd.ablation import (CONTROLS, EXPERIMENTS, ROWS, ablation_markdown, ablation_records, ablation_table,
+                                 cell_stats, cell_stats_markdown, complete_seeds, experiment, mean_interval, msd_gain, paired_gains, per_seed_table,
                                  plot_ablation, run_ablation, with_settings)
 
 # Budget overrides (a reduced grid when the profile's budget does not fit the time available); None = profile's.
@@ -116,6 +115,14 @@ def main() -> None:
                + (f"; mean {interval[0]:+.2f} over {len(gains)} seeds, 95% t-interval [{interval[1]:+.2f}, "
                   f"{interval[2]:+.2f}]" if interval else "")
                + ".")
+    control = ablation_records(profile, None, args.seeds, CONTROLS)
+    if control:
+        rows = ("MSD", *CONTROLS, "w/o all")
+        ctl = per_seed_table(records + control, s.targets, rows).reset_index().set_index("variant")
+        record["control"] = json.loads(ctl.reset_index().to_json(orient="records"))
+        md += ("\n\nControl, not in the paper: plain distillation (no distillers, no MMD) from MSD's own multi-exit "
+               "teacher, per seed. MSD minus this row is what the method adds with the teacher held fixed; 'w/o all' "
+               "learns from the single-head teacher instead.\n\n" + ablation_markdown(ctl))
     for path in write(name, record, md):
         print("wrote", path)
     print(md)

@@ -22,7 +22,7 @@ from nerlib.models import load_tokenizer
 from nerlib.msd.checks import check_msd
 from nerlib.msd.predict import evaluate
 from nerlib.msd.runs import _load, cached_student, cached_teacher
-from nerlib.msd.variants import ROWS
+from nerlib.msd.variants import CONTROLS, ROWS
 from nerlib.runs import AppendLog, run_key
 
 LANGUAGE = {"conll2002_es": "es", "conll2002_nl": "nl", "wikiann_nl": "nl (WikiAnn)", "wikiann_de": "de (WikiAnn)",
@@ -105,9 +105,9 @@ def run_ablation(
     ``max_cells`` stops after that many *new* cells (a time budget); the table then holds what exists."""
     targets = list(targets or profile.msd.targets)
     seeds = list(seeds or profile.msd.seeds or (profile.seed,))
-    unknown = [r for r in rows if r not in ROWS]
+    unknown = [r for r in rows if r not in ROWS + CONTROLS]
     if unknown:
-        raise ValueError(f"unknown ablation rows {unknown}; choose from {list(ROWS)}")
+        raise ValueError(f"unknown ablation rows {unknown}; choose from {list(ROWS + CONTROLS)}")
     if max_cells is not None and max_cells < 0:
         raise ValueError(f"max_cells must be >= 0, got {max_cells}")
     check_msd(profile.msd, targets)  # unknown targets, missing data, bad budgets: fail before any training

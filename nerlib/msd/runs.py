@@ -119,8 +119,8 @@ def student_key(settings: MSDSettings, target: str, variant: Variant, seed: int)
     """The cache key of a student: its teacher's key, the target, the variant and the student's settings."""
     s = settings
     dev = _dev_name(s, target)
-    return run_key(role="student", teacher=teacher_key(s, variant.distillers, seed, dev), target=target,
-                   variant=asdict(variant), steps=s.student_steps, epochs=s.student_epochs, lr=s.student_lr,
+    return run_key(role="student", teacher=teacher_key(s, variant.teacher_multi_exit, seed, dev), target=target,
+                   variant=variant.key(), steps=s.student_steps, epochs=s.student_epochs, lr=s.student_lr,
                    n=s.unlabeled_sentences, beta=s.beta, t=s.temperature,
                    mmd=(s.alpha_mmd, s.beta_mmd, s.mmd_scale, s.mmd_batch_size, s.kernel_mul, s.kernel_num),
                    seed=seed, dev=dev, pool=s.length_pool)
@@ -152,7 +152,8 @@ def cached_teacher(settings: MSDSettings, multi_exit: bool = True, seed: int = 4
 def cached_student(settings: MSDSettings, target: str, variant: Variant | str = "MSD", seed: int = 42,
                    progress: bool = True) -> tuple[MultiExitTokenClassifier, dict]:
     """The student for ``target`` and ``variant``: from the cache, or distilled from :func:`cached_teacher`
-    (multi-exit when the variant uses distillers) on unlabelled target train sentences and cached."""
+    (multi-exit when the variant uses distillers, or as ``variant.multi_exit_teacher`` says) on unlabelled target
+    train sentences and cached."""
     if isinstance(variant, str):
         variant = VARIANTS[variant]
     s = settings
@@ -160,7 +161,7 @@ def cached_student(settings: MSDSettings, target: str, variant: Variant | str = 
     folder = msd_dir() / f"student-{student_key(s, target, variant, seed)}"
     if (folder / RUN_INFO).is_file():
         return load_run(folder)
-    teacher, _ = cached_teacher(s, variant.distillers, seed, target, progress)
+    teacher, _ = cached_teacher(s, variant.teacher_multi_exit, seed, target, progress)
     set_seed(seed)
     student = MultiExitTokenClassifier.from_encoder(s.encoder, teacher.labels, s.first_exit_layer, variant.distillers)
     tokenizer = load_tokenizer(s.encoder)
@@ -168,11 +169,11 @@ def cached_student(settings: MSDSettings, target: str, variant: Variant | str = 
     source_text = _load(s.source, "train", s.unlabeled_sentences)["tokens"]
     dev = _load(dev_name, "validation", s.eval_sentences) if s.eval_every > 0 else None
     folder.mkdir(parents=True, exist_ok=True)
-    teacher_folder = msd_dir() / f"teacher-{teacher_key(s, variant.distillers, seed, dev_name)}"
+    teacher_folder = msd_dir() / f"teacher-{teacher_key(s, variant.teacher_multi_exit, seed, dev_name)}"
     log = train_student(student, teacher, tokenizer, target_text, source_text, s, variant, dev, seed,
                         folder / "checkpoint.pt", progress, outputs_cache=teacher_folder)
     save_run(student, folder, s.encoder, log, {"role": "student", "seed": seed, "target": target,
-                                               "variant": asdict(variant), "dev": dev_name, "settings": asdict(s)})
+                                               "variant": variant.key(), "dev": dev_name, "settings": asdict(s)})
     (folder / "checkpoint.pt").unlink(missing_ok=True)
     student.eval()
     return student, json.loads((folder / RUN_INFO).read_text())

@@ -4,6 +4,8 @@ Computed with the code before the split of nerlib.msd.train; any change here orp
 
 import itertools
 
+import pytest
+
 from nerlib.config import get_profile
 from nerlib.msd import features as F
 from nerlib.msd import runs as R
@@ -29,6 +31,18 @@ def test_student_keys():
     s = _profile().msd
     assert R.student_key(s, "conll2002_es", VARIANTS["MSD"], 42) == "18ee9e4cc7fb"
     assert R.student_key(s, "conll2002_es", VARIANTS["w/o all"], 42) == "8546ed352015"
+
+
+def test_variant_keys_leave_the_papers_variants_unchanged():
+    from nerlib.msd.variants import CONTROLS, ROWS, Variant
+
+    assert VARIANTS["MSD"].key() == {"distillers": True, "mmd_m": True, "mmd_l": True}  # as before the control
+    control = VARIANTS["w/o all, multi-exit teacher"]
+    assert control.key()["multi_exit_teacher"] is True and control.teacher_multi_exit
+    assert not VARIANTS["w/o all"].teacher_multi_exit and VARIANTS["w/o distillers"].teacher_multi_exit is False
+    assert CONTROLS == ("w/o all, multi-exit teacher",) and not set(CONTROLS) & set(ROWS)
+    with pytest.raises(ValueError, match="need a multi-exit teacher"):
+        Variant(True, True, True, multi_exit_teacher=False)
 
 
 def test_ablation_cell_keys():

@@ -187,6 +187,20 @@ def test_cache_reuses_trained_models(tiny_world):
         assert torch.equal(v, again.state_dict()[k])
 
 
+def test_control_row_distils_the_multi_exit_teachers_last_exit(tiny_world):
+    """'w/o all, multi-exit teacher': a single-head student learning from MSD's own teacher (no single-head teacher
+    is trained), so MSD minus this row holds the teacher fixed."""
+    from nerlib.msd.variants import VARIANTS
+
+    s = tiny_world["settings"]
+    control = VARIANTS["w/o all, multi-exit teacher"]
+    model, info = R.cached_student(s, "conll2002_nl", control, seed=1, progress=False)
+    assert model.multi_exit is False and info["variant"]["multi_exit_teacher"] is True
+    teachers = sorted(p.name for p in R.msd_dir().glob("teacher-*"))
+    assert teachers == [f"teacher-{R.teacher_key(s, True, 1, s.source)}"]
+    assert R.student_key(s, "conll2002_nl", control, 1) != R.student_key(s, "conll2002_nl", VARIANTS["w/o all"], 1)
+
+
 # Resuming after a real interruption: tests/msd/test_msd_resume.py
 
 
