@@ -68,8 +68,12 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 
 
 def train_summary(record: dict) -> dict:
-    """A training record for a results file: without its per-step log and its output folder (a machine path)."""
-    return {k: v for k, v in record.items() if k not in ("log_history", "output_dir")}
+    """A training record for a results file: without its per-step log and its output folder, and with the model's
+    cache folder by name only (``<student name>-<run key>`` under ``$NERLIB_CACHE_DIR/uniner``, not a machine path)."""
+    summary = {k: v for k, v in record.items() if k not in ("log_history", "output_dir")}
+    if "model_dir" in summary:
+        summary["model_dir"] = Path(summary["model_dir"]).name
+    return summary
 
 
 #: The score columns of a UniversalNER results table (one row of ``nerlib.uniner.evaluate.evaluate_domains``).

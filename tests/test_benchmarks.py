@@ -76,12 +76,33 @@ def test_common_writes_json_and_markdown_with_a_provenance_footer(tmp_path, monk
     assert f"at commit `{prov['git_commit']}`, profile `small`, {prov['date']}, {prov['machine']}.\n" in md
 
 
+def _strings(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
 def test_results_files_are_valid_and_hold_no_machine_paths():
     for path in (BENCHMARKS / "results").glob("*.json"):
         text = path.read_text()
-        json.loads(text)
+        data = json.loads(text)
         for root in (ROOT.parent, Path.home(), Path(tempfile.gettempdir())):  # where this checkout and user live
             assert str(root).rstrip("/") + "/" not in text, f"{path.name} names a machine path ({root})"
+        # wherever the checkout that wrote it lived: no value is an absolute path
+        absolute = [s for s in _strings(data) if s.startswith("/")]
+        assert not absolute, f"{path.name} names a machine path: {absolute[0]}"
+
+
+def test_train_summary_keeps_the_model_folder_by_name_only():
+    common = _common()
+    record = {"global_step": 3, "log_history": [{"loss": 1.0}], "output_dir": "/somewhere/out",
+              "model_dir": "/home/someone/.cache/nerlib/uniner/smollm2-135m-none-0123"}
+    assert common.train_summary(record) == {"global_step": 3, "model_dir": "smollm2-135m-none-0123"}
 
 
 def test_domain_scores_and_their_table_cells():
