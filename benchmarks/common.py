@@ -67,6 +67,12 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def passages_limit(passages: int | None, profile: Any) -> int | None:
+    """First N passages per CrossNER domain for a UniversalNER benchmark: ``--passages`` when given (0: all), else
+    the profile's ``eval_passages_per_domain``, the number the chapters evaluate."""
+    return profile.uniner.eval_passages_per_domain if passages is None else (passages or None)
+
+
 def train_summary(record: dict) -> dict:
     """A training record for a results file: without its per-step log and its output folder, and with the model's
     cache folder by name only (``<student name>-<run key>`` under ``$NERLIB_CACHE_DIR/uniner``, not a machine path)."""

@@ -16,8 +16,8 @@ import dataclasses
 import matplotlib
 import torch
 
-from common import (DOMAINS, RESULTS, SCORE_HEADER, SCORE_NOTE, domain_scores, provenance, score_cells,
-                    train_summary, write)
+from common import (DOMAINS, RESULTS, SCORE_HEADER, SCORE_NOTE, domain_scores, passages_limit, provenance,
+                    score_cells, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -43,7 +43,7 @@ def main() -> None:
 
     quiet_libraries()
     profile = get_profile()
-    limit = profile.uniner.eval_passages_per_domain if args.passages is None else (args.passages or None)
+    limit = passages_limit(args.passages, profile)
     rows, train, tables = [], {}, {}
     for strategy in args.strategies:
         u = dataclasses.replace(profile.uniner, negative_sampling=strategy, supervised_datasets=(),

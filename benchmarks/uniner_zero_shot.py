@@ -16,8 +16,8 @@ import dataclasses
 import matplotlib
 import torch
 
-from common import (DOMAINS, RESULTS, SCORE_HEADER, SCORE_NOTE, domain_scores, provenance, score_cells,
-                    train_summary, write)
+from common import (DOMAINS, RESULTS, SCORE_HEADER, SCORE_NOTE, domain_scores, passages_limit, provenance,
+                    score_cells, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -49,7 +49,7 @@ def main() -> None:
     u = dataclasses.replace(u, student=args.student or u.student,
                             max_steps=args.steps if args.steps is not None else -1,
                             max_passages=args.max_passages or u.max_passages, eval_domains=tuple(args.domains))
-    limit = u.eval_passages_per_domain if args.passages is None else (args.passages or None)
+    limit = passages_limit(args.passages, profile)
     # the tuned student first: on a CPU the untuned one (which answers in prose until the token budget) takes as long
     # the model chapter 5 loads (same settings, so the same cache key)
     tuned, record = train_and_evaluate(profile, u, limit=limit, split=args.split)

@@ -255,7 +255,7 @@ def _resampled_mean_f1(systems: Sequence[Sequence[Sequence[tuple[float, int, int
 
     first = systems[0]
     if not first or any(len(group) == 0 for group in first):
-        raise ValueError("bootstrap_f1: every group needs at least one unit")
+        raise ValueError("bootstrap: every group needs at least one unit")
     for other in systems[1:]:
         if [len(g) for g in other] != [len(g) for g in first]:
             raise ValueError("bootstrap: paired systems must have the same groups and units (the same passages), "
@@ -273,7 +273,7 @@ def _resampled_mean_f1(systems: Sequence[Sequence[Sequence[tuple[float, int, int
 
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
-        raise ValueError(f"bootstrap_f1: level must be between 0 and 1, got {level}")
+        raise ValueError(f"bootstrap: level must be between 0 and 1, got {level}")
 
 
 def bootstrap_f1(

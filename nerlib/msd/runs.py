@@ -119,7 +119,7 @@ def student_key(settings: MSDSettings, target: str, variant: Variant, seed: int)
     """The cache key of a student: its teacher's key, the target, the variant and the student's settings."""
     s = settings
     dev = _dev_name(s, target)
-    return run_key(role="student", teacher=teacher_key(s, variant.teacher_multi_exit, seed, dev), target=target,
+    return run_key(role="student", teacher=teacher_key(s, variant.teacher_is_multi_exit, seed, dev), target=target,
                    variant=variant.key(), steps=s.student_steps, epochs=s.student_epochs, lr=s.student_lr,
                    n=s.unlabeled_sentences, beta=s.beta, t=s.temperature,
                    mmd=(s.alpha_mmd, s.beta_mmd, s.mmd_scale, s.mmd_batch_size, s.kernel_mul, s.kernel_num),
@@ -161,7 +161,7 @@ def cached_student(settings: MSDSettings, target: str, variant: Variant | str = 
     folder = msd_dir() / f"student-{student_key(s, target, variant, seed)}"
     if (folder / RUN_INFO).is_file():
         return load_run(folder)
-    teacher, _ = cached_teacher(s, variant.teacher_multi_exit, seed, target, progress)
+    teacher, _ = cached_teacher(s, variant.teacher_is_multi_exit, seed, target, progress)
     set_seed(seed)
     student = MultiExitTokenClassifier.from_encoder(s.encoder, teacher.labels, s.first_exit_layer, variant.distillers)
     tokenizer = load_tokenizer(s.encoder)
@@ -169,7 +169,7 @@ def cached_student(settings: MSDSettings, target: str, variant: Variant | str = 
     source_text = _load(s.source, "train", s.unlabeled_sentences)["tokens"]
     dev = _load(dev_name, "validation", s.eval_sentences) if s.eval_every > 0 else None
     folder.mkdir(parents=True, exist_ok=True)
-    teacher_folder = msd_dir() / f"teacher-{teacher_key(s, variant.teacher_multi_exit, seed, dev_name)}"
+    teacher_folder = msd_dir() / f"teacher-{teacher_key(s, variant.teacher_is_multi_exit, seed, dev_name)}"
     log = train_student(student, teacher, tokenizer, target_text, source_text, s, variant, dev, seed,
                         folder / "checkpoint.pt", progress, outputs_cache=teacher_folder)
     save_run(student, folder, s.encoder, log, {"role": "student", "seed": seed, "target": target,

@@ -30,7 +30,7 @@ class Variant:
             raise ValueError("Variant: the distillers need a multi-exit teacher (multi_exit_teacher=False)")
 
     @property
-    def teacher_multi_exit(self) -> bool:
+    def teacher_is_multi_exit(self) -> bool:
         """Whether this student's teacher has an exit on every layer."""
         return self.distillers if self.multi_exit_teacher is None else self.multi_exit_teacher
 

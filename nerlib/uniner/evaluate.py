@@ -297,6 +297,20 @@ def evaluate_domains(
     return table
 
 
+#: The columns that compare students at a glance: strict F1 with its interval, partial F1, empty-answer shares.
+SUMMARY_COLUMNS = ("f1", "f1_low", "f1_high", "partial_f1", "empty_pred_share", "empty_gold_share")
+
+
+def averages(tables: dict[str, Any]) -> Any:
+    """One row per student (label -> :func:`evaluate_domains` table): its ``average`` row (its only row when it
+    scored one domain) in :data:`SUMMARY_COLUMNS`, as a ``pandas.DataFrame`` indexed by label."""
+    import pandas as pd
+
+    rows = {label: (t.loc["average"] if "average" in t.index else t.iloc[-1])[list(SUMMARY_COLUMNS)]
+            for label, t in tables.items()}
+    return pd.DataFrame(rows).T
+
+
 def f1_difference(a: Any, b: Any, level: float = 0.95) -> dict:
     """Strict F1 of student ``a`` minus student ``b`` (two :func:`evaluate_domains` tables over the same passages),
     averaged over domains as the tables' ``average`` row, with a paired bootstrap interval over passages
@@ -350,7 +364,8 @@ def plot_domains(tables: dict[str, Any], paper_rows: Sequence[str] = ("UniNER-7B
 
 
 __all__ = [
-    "DOMAINS", "DOMAIN_FILES", "EvalPassage", "EvalQuery", "eval_file", "evaluate_domains", "f1_difference",
+    "DOMAINS", "DOMAIN_FILES", "EvalPassage", "EvalQuery", "SUMMARY_COLUMNS", "averages", "eval_file",
+    "evaluate_domains", "f1_difference",
     "parse_record",
     "passage_counts", "plot_domains", "predict", "read_eval_file", "score", "score_per_type",
 ]

@@ -38,8 +38,8 @@ def test_variant_keys_leave_the_papers_variants_unchanged():
 
     assert VARIANTS["MSD"].key() == {"distillers": True, "mmd_m": True, "mmd_l": True}  # as before the control
     control = VARIANTS["w/o all, multi-exit teacher"]
-    assert control.key()["multi_exit_teacher"] is True and control.teacher_multi_exit
-    assert not VARIANTS["w/o all"].teacher_multi_exit and VARIANTS["w/o distillers"].teacher_multi_exit is False
+    assert control.key()["multi_exit_teacher"] is True and control.teacher_is_multi_exit
+    assert not VARIANTS["w/o all"].teacher_is_multi_exit and VARIANTS["w/o distillers"].teacher_is_multi_exit is False
     assert CONTROLS == ("w/o all, multi-exit teacher",) and not set(CONTROLS) & set(ROWS)
     with pytest.raises(ValueError, match="need a multi-exit teacher"):
         Variant(True, True, True, multi_exit_teacher=False)

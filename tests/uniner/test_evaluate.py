@@ -154,6 +154,10 @@ def test_f1_difference_pairs_two_students_on_the_same_passages(eval_path, fake_a
     assert silent.loc["average", "f1"] == 0.0
     # the good student scores F1 0.5 on each domain, the silent one 0: every resample draws passages where the good
     # one is ahead or level, so the paired interval lies in [0, 100] around the difference
+    summary = E.averages({"good": good, "silent": silent, "ai only": good.loc[["ai"]]})
+    assert list(summary.columns) == list(E.SUMMARY_COLUMNS) and list(summary.index) == ["good", "silent", "ai only"]
+    assert summary.loc["good", "f1"] == good.loc["average", "f1"] and summary.loc["silent", "f1"] == 0.0
+    assert summary.loc["ai only", "f1"] == good.loc["ai", "f1"]
     d = E.f1_difference(good, silent)
     assert d["difference"] == pytest.approx(good.loc["average", "f1"] - silent.loc["average", "f1"]) == 50.0
     assert 0 <= d["low"] <= d["difference"] <= d["high"] <= 100
