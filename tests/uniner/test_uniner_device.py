@@ -113,10 +113,21 @@ def test_inference_on_cuda_uses_the_gpus_dtype(monkeypatch, gpu_precision, dtype
     assert spy.calls == [((cuda, dtype), {})] and spy.config.use_cache and not spy.training
 
 
-def test_inference_elsewhere_keeps_the_models_dtype():
+@pytest.mark.parametrize("device", ["mps", "cpu"])
+def test_inference_elsewhere_is_fp32(monkeypatch, device):
+    """A bf16 checkpoint (Gemma 3) is not left in bf16 on a CPU or MPS: fp32 unless CPU bf16 is asked for."""
+    monkeypatch.delenv("NERLIB_CPU_BF16", raising=False)
     spy = _Spy()
-    T.ready_for_inference(spy, torch.device("mps"))
-    assert spy.calls == [((torch.device("mps"),), {})]
+    T.ready_for_inference(spy, torch.device(device))
+    assert spy.calls == [((torch.device(device), torch.float32), {})]
+
+
+def test_inference_on_a_cpu_with_bf16_asked_for(monkeypatch):
+    monkeypatch.setenv("NERLIB_CPU_BF16", "1")
+    monkeypatch.setattr("nerlib.device.cpu_supports_bf16", lambda: True)
+    assert T.inference_dtype("cpu") is torch.bfloat16
+    monkeypatch.setattr("nerlib.device.cpu_supports_bf16", lambda: False)
+    assert T.inference_dtype("cpu") is torch.float32
 
 
 @pytest.fixture
@@ -166,6 +177,29 @@ def test_gpu_profile_on_a_cpu_runtime_trains_in_fp32(monkeypatch, tmp_path):
 
 def test_mixed_precision_needs_fp32_master_weights():
     assert T.training_dtype("bf16") is torch.float32 and T.training_dtype("fp16") is torch.float32
-    assert T.training_dtype("fp32") is None  # the checkpoint's own dtype, as before
+    assert T.training_dtype("fp32") is torch.float32  # not the checkpoint's own dtype (bf16 for Gemma 3)
+    with pytest.raises(ValueError, match="precision"):
+        T.training_dtype("int8")
     small = dataclasses.replace(GPU, bf16=False)
     assert T.training_precision(small, torch.device("cuda")) == "fp32"  # the small profile never mixes
+
+
+def test_a_bf16_checkpoint_trains_and_answers_in_fp32(tmp_path, monkeypatch):
+    """transformers loads a checkpoint in its saved dtype; a bf16 one (as the offline Gemma 3 folder is) must still
+    give fp32 master weights for training and fp32 answers on this CPU."""
+    from nerlib.uniner.extract import Extractor
+
+    monkeypatch.delenv("NERLIB_CPU_BF16", raising=False)
+    monkeypatch.setenv("NERLIB_DEVICE", "cpu")
+    folder = tmp_path / "bf16-lm"
+    tiny_model().to(torch.bfloat16).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    model, _ = T.load_student(str(folder), lora=True, lora_r=2)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    adapter = tmp_path / "adapter"
+    model.save_pretrained(adapter)
+    trained, _ = T.load_trained(adapter, base=str(folder))
+    assert {p.dtype for p in trained.parameters()} == {torch.float32}
+    untuned = Extractor.from_pretrained(str(folder))
+    assert {p.dtype for p in untuned.model.parameters()} == {torch.float32}
+    assert not untuned.model.training and untuned.model.config.use_cache
