@@ -6,6 +6,11 @@ models and predictions are cached under ``$NERLIB_CACHE_DIR/uniner``. Writes
 
     python benchmarks/uniner_negatives.py
     python benchmarks/uniner_negatives.py --steps 1 --passages 1 --domains ai --name uniner_negatives_tiny
+    python benchmarks/uniner_negatives.py --strategies frequency frequency+definitions --name uniner_definitions
+
+A strategy ``X+definitions`` trains on the definition-based variant of the same data (the paper's
+Pile-NER-definition; :func:`nerlib.uniner.pile.with_definitions`, definitions from the ``TrueDef`` file): every
+question names its type by the type's definition.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=None,
                         help="first N passages per domain (0: all; default: the profile's, as chapter 4)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one epoch)")
-    parser.add_argument("--strategies", nargs="+", default=["none", "uniform", "frequency"])
+    parser.add_argument("--strategies", nargs="+", default=["none", "uniform", "frequency"],
+                        help="none, uniform, frequency, each optionally with +definitions")
     parser.add_argument("--name", default="uniner_negatives")
     parser.add_argument("--split", choices=["test", "validation"], default="test",
                         help="CrossNER split to score (validation: where settings are chosen)")
@@ -39,17 +45,27 @@ def main() -> None:
     from nerlib.config import get_profile
     from nerlib.course import quiet_libraries
     from nerlib.uniner.evaluate import f1_difference, plot_domains
-    from nerlib.uniner.pipeline import train_and_evaluate
+    from nerlib.uniner.pile import load_type_definitions, with_definitions
+    from nerlib.uniner.pipeline import build_training_examples, student_name, train_and_evaluate
 
     quiet_libraries()
     profile = get_profile()
     limit = passages_limit(args.passages, profile)
     rows, train, tables = [], {}, {}
     for strategy in args.strategies:
-        u = dataclasses.replace(profile.uniner, negative_sampling=strategy, supervised_datasets=(),
+        sampling, _, data = strategy.partition("+")
+        if sampling not in ("none", "uniform", "frequency") or data not in ("", "definitions"):
+            raise SystemExit(f"--strategies: {strategy!r} is not none, uniform or frequency (optionally "
+                             f"+definitions)")
+        u = dataclasses.replace(profile.uniner, negative_sampling=sampling, supervised_datasets=(),
                                 max_steps=args.steps if args.steps is not None else -1,
                                 eval_domains=tuple(args.domains))
-        table, record = train_and_evaluate(profile, u, limit=limit, split=args.split)  # chapter 4's students
+        name = examples = None  # chapter 4's students
+        if data == "definitions":
+            examples = with_definitions(build_training_examples(u, seed=profile.seed, progress=False),
+                                        load_type_definitions())
+            name = student_name(u) + "+definitions"
+        table, record = train_and_evaluate(profile, u, name=name, examples=examples, limit=limit, split=args.split)
         train[strategy], tables[strategy] = train_summary(record), table
         for domain in table.index:
             rows.append({"strategy": strategy, "domain": domain, **domain_scores(table.loc[domain])})
@@ -70,7 +86,8 @@ def main() -> None:
         md += "\n".join(f"| {d['a']} - {d['b']} | {d['difference']:+.1f} | [{d['low']:+.1f}, {d['high']:+.1f}] |"
                          for d in differences)
     if len(args.domains) > 1:
-        ax = plot_domains({f"{s} negatives": t for s, t in tables.items()}, paper_rows=())
+        ax = plot_domains({s.replace("+", " negatives, ") if "+" in s else f"{s} negatives": t
+                           for s, t in tables.items()}, paper_rows=())
         ax.set_title("Zero-shot strict F1 by negative sampling (95% bootstrap interval over passages)")
         ax.figure.tight_layout()
         ax.figure.savefig(RESULTS / f"{args.name}.png", dpi=120)

@@ -13,7 +13,10 @@ On the hub (Colab), ``Universal-NER/Pile-NER-type`` is in the conversation forma
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -83,6 +86,87 @@ def read_slimer(path: str | Path, limit: int | None = None) -> list[Annotation]:
         out.append(Annotation(doc["passage"], entities, empty_types=doc["empty"], id=f"pile-{doc_id}"))
         if limit is not None and len(out) >= limit:
             break
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Type definitions (the ``TrueDef`` file): the paper's definition-based variant of the data
+# ----------------------------------------------------------------------------------------------------------------
+
+_DEFINITION_LINE = re.compile(r"^DEFINITION:\s*(.+?)\s*$", re.M)
+_VERBS = ("refers to|refer to|denotes|represents|represent|encompasses|includes|include|describes|signifies|"
+          "indicates|identifies|pertains to|involves|comprises|means|is|are")
+
+
+def read_definitions(path: str | Path) -> dict[str, str]:
+    """``{entity type: definition sentence}`` from a SLIMER-layout file whose instructions carry a
+    ``DEFINITION: ...`` line (the ``TrueDef`` file). A type defined twice keeps its first definition. Errors name
+    the file, line and field."""
+    path = Path(path)
+    out: dict[str, str] = {}
+    for n, rec in json_records(path, blank_lines="skip"):
+        where = f"{path}:{n}"
+        if not isinstance(rec, dict):
+            raise ValueError(f"{where}: expected a JSON object")
+        for name in ("tagName", "instruction"):
+            if not isinstance(rec.get(name), str):
+                raise ValueError(f"{where}: field {name!r} missing or not a string")
+        found = _DEFINITION_LINE.search(rec["instruction"])
+        if found is None:
+            raise ValueError(f"{where}: field 'instruction' has no 'DEFINITION: ...' line (is this the TrueDef file?)")
+        out.setdefault(rec["tagName"], found.group(1))
+    return out
+
+
+def load_type_definitions(source: str = LOCAL_NAME) -> dict[str, str]:
+    """The definitions of the recorded sample's types: ``source`` a SLIMER-layout file with definitions, or
+    ``"pile_ner_type"`` for the ``TrueDef`` file under ``$NERLIB_DATA_DIR`` (the hub's Pile-NER-type has none)."""
+    path = Path(source)
+    if source == LOCAL_NAME:
+        folder = data_dir()
+        if folder is None:
+            raise FileNotFoundError("type definitions come from the local TrueDef file: set NERLIB_DATA_DIR to the "
+                                    "course data folder")
+        path = folder / LOCAL_NAME / SLIMER_FILES[True]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (is NERLIB_DATA_DIR the course data folder?)")
+    return read_definitions(path)
+
+
+def short_definition(entity_type: str, sentence: str) -> str:
+    """What a definition says the type *is*, as a noun phrase to ask about: ``"TREATMENT refers to medical
+    procedures, therapies, ..."`` gives ``"medical procedures, therapies, ..."`` (the subject, an "in the context of
+    NER" aside, a hedge such as "typically" and the verb are dropped, and the final full stop). A sentence of
+    another shape is kept whole, without its full stop."""
+    text = sentence.strip()
+    text = re.sub(r"^in the context of (?:NER|named entity recognition),?\s*", "", text, flags=re.I)
+    pattern = (r"^" + re.escape(entity_type) + r"\b(?:\s*\([^)]*\))?"
+               r"(?:,?\s+in (?:the )?(?:context of )?(?:NER|named entity recognition)(?: context)?,?)?"
+               r"(?:\s+(?:typically|generally|usually|often|commonly))?\s+(?:" + _VERBS + r")\s+(.+)$")
+    found = re.match(pattern, text, flags=re.I | re.S)
+    phrase = found.group(1) if found else text
+    return phrase.rstrip().rstrip(".").rstrip()
+
+
+def with_definitions(
+    examples: Sequence[InstructionExample], definitions: dict[str, str], share: float = 1.0, seed: int = 0
+) -> list[InstructionExample]:
+    """The definition-based variant of instruction data (the paper's Pile-NER-definition): each question asks
+    about :func:`short_definition` of its type instead of the type's name, for a ``share`` of the questions (drawn
+    with ``seed``; 1.0 = all of them). Types without a definition, and supervised examples (``dataset`` set),
+    keep their names. Returns new examples; the inputs are not modified."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must be between 0 and 1, got {share}")
+    rng = random.Random(seed)
+    out = []
+    for ex in examples:
+        queries = []
+        for q in ex.queries:
+            definition = definitions.get(q.entity_type) if ex.dataset is None else None
+            use = definition is not None and (share >= 1.0 or rng.random() < share)
+            name = short_definition(q.entity_type, definition) if use else q.entity_type
+            queries.append(Query(name, list(q.answers)))
+        out.append(dataclasses.replace(ex, queries=queries))
     return out
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,16 @@ from nerlib.uniner.pile import (
     SLIMER_FILES,
     conversation_to_example,
     load_pile_ner_type,
+    load_type_definitions,
     parse_conversation,
+    read_definitions,
     read_slimer,
     reconstruct_answer,
     replay_teacher,
+    short_definition,
+    with_definitions,
 )
+from nerlib.uniner.records import InstructionExample, Query
 
 P1 = 'Tim Cook said "hi" in Cupertino, California.'
 P2 = "Nothing to see here."
@@ -160,3 +166,83 @@ def test_annotate_pipeline_step_with_replay(tmp_path, monkeypatch):
         ["person", "location", "gene"],  # no absent type left to sample: all known types are asked already
         ["city", "location"] if mix[1].queries[1].entity_type == "location" else ["city", "person"],
     ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Type definitions (the TrueDef file)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def def_rec(tag, definition):
+    instruction = (f"Extract the Named Entities of type {tag.upper()} from the text chunk you have read.\n"
+                   f"DEFINITION: {definition}\nGUIDELINES: none.\nReturn a JSON list.")
+    return {**rec("1:0", tag, P1, "[]"), "instruction": instruction}
+
+
+@pytest.mark.parametrize(("entity_type", "sentence", "short"), [
+    ("treatment", "TREATMENT refers to medical procedures or therapies.", "medical procedures or therapies"),
+    ("name", "NAME in the context of named entity recognition refers to proper nouns.", "proper nouns"),
+    ("issue", "In the context of NER, ISSUE refers to a specific problem.", "a specific problem"),
+    ("section", "SECTION typically refers to a distinct division of a text.", "a distinct division of a text"),
+    ("behavior", "BEHAVIOR in the NER context refers to actions or habits.", "actions or habits"),
+    ("author", "AUTHOR identifies individuals who write.", "individuals who write"),
+    ("body part", "BODY PART represents anatomical components.", "anatomical components"),
+    ("odd", "Something else entirely.", "Something else entirely"),  # another shape: kept whole
+])
+def test_short_definition_keeps_what_the_type_is(entity_type, sentence, short):
+    assert short_definition(entity_type, sentence) == short
+
+
+def test_read_definitions_takes_the_definition_line(tmp_path):
+    path = write(tmp_path, [def_rec("person", "PERSON refers to people."), def_rec("person", "PERSON is other."),
+                            def_rec("city", "CITY denotes towns.")])
+    assert read_definitions(path) == {"person": "PERSON refers to people.", "city": "CITY denotes towns."}
+
+
+@pytest.mark.parametrize(("record", "message"), [
+    ({**def_rec("city", "x"), "instruction": "no definition here"}, ":2: field 'instruction' has no 'DEFINITION"),
+    ({"tagName": "city"}, ":2: field 'instruction' missing"),
+    ("[1, 2]", ":2: expected a JSON object"),
+])
+def test_read_definitions_names_the_bad_line(tmp_path, record, message):
+    path = write(tmp_path, [def_rec("person", "PERSON refers to people."), record])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_definitions(path)
+
+
+def test_with_definitions_renames_questions_not_answers():
+    examples = [InstructionExample(P1, [Query("person", ["Tim Cook"]), Query("gene", [])], id="a"),
+                InstructionExample("EU: x", [Query("person", ["x"])], dataset="conll2003_en", id="b")]
+    definitions = {"person": "PERSON refers to human beings.", "gene": "GENE denotes units of heredity."}
+    out = with_definitions(examples, definitions)
+    assert [(q.entity_type, q.answers) for q in out[0].queries] == [("human beings", ["Tim Cook"]),
+                                                                    ("units of heredity", [])]
+    assert out[1].queries[0].entity_type == "person"  # supervised data keeps its dataset's labels
+    assert examples[0].queries[0].entity_type == "person" and out[0].id == "a"  # inputs untouched
+    assert with_definitions(examples, {})[0].queries[0].entity_type == "person"  # no definition: the name
+    assert [q.entity_type for q in with_definitions(examples, definitions, share=0.0)[0].queries] == ["person", "gene"]
+    half = [q.entity_type for ex in with_definitions(examples * 200, definitions, share=0.5, seed=3)
+            for q in ex.queries if ex.dataset is None]
+    assert 0.4 < sum(t in ("human beings", "units of heredity") for t in half) / len(half) < 0.6
+    with pytest.raises(ValueError, match="share"):
+        with_definitions(examples, definitions, share=1.5)
+
+
+@pytest.mark.skipif(not DATA or not (Path(DATA) / "pile_ner_type").is_dir(), reason="course data not available")
+def test_every_recorded_type_has_a_short_definition():
+    definitions = load_type_definitions()
+    types = {t for a in load_pile_ner_type() for t in a.types}
+    assert len(types - set(definitions)) <= 1  # the TrueDef file lacks at most one type of the FalseDef file
+    shorts = [short_definition(t, s) for t, s in definitions.items()]
+    assert all(s and not s.endswith(".") for s in shorts)
+    assert sum(s.lower().startswith(t.lower()) for t, s in zip(definitions, shorts)) == 0  # the subject is gone
+
+
+def test_type_definitions_need_the_local_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("NERLIB_DATA_DIR", raising=False)
+    with pytest.raises(FileNotFoundError, match="NERLIB_DATA_DIR"):
+        load_type_definitions()
+    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+        load_type_definitions(str(tmp_path / "missing.jsonl"))
+    path = write(tmp_path, [def_rec("city", "CITY denotes towns.")])
+    assert load_type_definitions(str(path)) == {"city": "CITY denotes towns."}
