@@ -10,7 +10,7 @@ order, and writes ``benchmarks/results/uniner_train_throughput.{json,md}``:
 * ``answer-only bf16``: the same under CPU bf16 autocast (``NERLIB_CPU_BF16=1``; fp32 master weights), only on a
   CPU with native bf16.
 
-    python benchmarks/uniner_train_throughput.py --steps 3 --grad-accum 4
+    python benchmarks/uniner_train_throughput.py --steps 3 --grad-accum 4 --rounds 2
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import statistics
 import tempfile
 
 import torch
@@ -25,11 +26,58 @@ import torch
 from common import markdown_table, provenance, write
 
 
+CATEGORIES = (  # profiler op name prefixes, first match wins
+    ("matrix multiplies", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")),
+    ("dropout masks (random numbers)", ("aten::bernoulli", "aten::uniform", "aten::rand")),
+    ("attention kernel", ("aten::_scaled_dot_product", "aten::scaled_dot_product")),
+    ("softmax and loss", ("aten::_log_softmax", "aten::log_softmax", "aten::_softmax", "aten::softmax",
+                          "aten::nll_loss", "aten::cross_entropy")),
+)
+
+
+def time_breakdown(model, tokenizer, examples, settings, answer_only: bool = True, repeats: int = 2) -> dict:
+    """Where one training step's CPU time goes: the self time of every profiled operator of ``repeats`` forward and
+    backward passes over the first example, grouped by :data:`CATEGORIES` (the rest is "other"), and the rate of
+    the matrix multiplies in GFLOP/s (the profiler's FLOP count over their time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from nerlib.uniner.conversations import ConversationDataset
+    from nerlib.uniner.train import answer_loss, make_collator
+
+    batch = make_collator(tokenizer)([ConversationDataset(examples[:1], tokenizer, settings.max_length)[0]])
+    batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "labels")}
+    model.train()
+
+    def step():
+        loss = answer_loss(model, batch) if answer_only else model(**batch).loss
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    step()  # warm-up
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        for _ in range(repeats):
+            step()
+    totals, flops, mm_time = {}, 0.0, 0.0
+    for event in prof.key_averages():
+        name = event.key
+        category = next((c for c, prefixes in CATEGORIES if name.startswith(prefixes)), "other")
+        totals[category] = totals.get(category, 0.0) + event.self_cpu_time_total
+        if category == "matrix multiplies":
+            flops += event.flops or 0
+            mm_time += event.self_cpu_time_total
+    whole = sum(totals.values())
+    shares = {c: round(100 * totals.get(c, 0.0) / whole, 1) for c, _ in (*CATEGORIES, ("other", ()))}
+    return {"tokens": int(batch["input_ids"].numel()), "shares_percent": shares,
+            "matmul_gflop_per_step": round(flops / repeats / 1e9, 1),
+            "matmul_gflops": round(flops / (mm_time / 1e6) / 1e9, 1) if mm_time else None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--grad-accum", type=int, default=4)
     parser.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
+    parser.add_argument("--rounds", type=int, default=2, help="times each mode runs, alternating (median kept)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -55,35 +103,56 @@ def main() -> None:
     modes = [("plain Trainer fp32", False, False), ("answer-only fp32", True, False)]
     if cpu_supports_bf16():
         modes.append(("answer-only bf16", True, True))
+    runs: dict[str, list] = {name: [] for name, _, _ in modes}
+    breakdown = None
+    for round_ in range(args.rounds):  # modes alternate, so a change in this shared machine's load hits them alike
+        for name, answer_only, bf16 in modes:
+            os.environ["NERLIB_CPU_BF16"] = "1" if bf16 else "0"
+            set_seed(profile.seed)  # the same initial LoRA weights in every mode
+            model, tok = load_student(u.student, u.lora, u.lora_r, gradient_checkpointing=u.gradient_checkpointing)
+            with tempfile.TemporaryDirectory() as out:
+                result = fit(model, tok, examples, out, u, seed=profile.seed, progress=False,
+                             answer_logits_only=answer_only)
+            runs[name].append(result)
+            print(name, f"round {round_ + 1}: {result.seconds:.1f} s, {result.tokens_per_second:.1f} tokens/s",
+                  flush=True)
+            if name == "answer-only fp32" and breakdown is None:
+                breakdown = time_breakdown(model, tok, examples, u)
+                print(breakdown, flush=True)
+            del model
     rows = []
-    for name, answer_only, bf16 in modes:
-        os.environ["NERLIB_CPU_BF16"] = "1" if bf16 else "0"
-        set_seed(profile.seed)  # the same initial LoRA weights in every mode
-        model, tok = load_student(u.student, u.lora, u.lora_r, gradient_checkpointing=u.gradient_checkpointing)
-        with tempfile.TemporaryDirectory() as out:
-            result = fit(model, tok, examples, out, u, seed=profile.seed, progress=False,
-                         answer_logits_only=answer_only)
+    for name, results in runs.items():
+        seconds = statistics.median(r.seconds for r in results)
+        first = results[0]
         rows.append({"mode": name, "student": u.student,
                      "method": "LoRA r=%d" % u.lora_r if u.lora else "full fine-tuning",
-                     "precision": result.precision, "steps": result.global_step, "passages": passages,
-                     "seconds": result.seconds, "tokens_seen": result.tokens_seen,
-                     "tokens_per_second": result.tokens_per_second, "seconds_per_passage": result.seconds / passages,
-                     "train_loss": result.train_loss})
-        print(rows[-1], flush=True)
-        del model
+                     "precision": first.precision, "steps": first.global_step, "passages": passages,
+                     "seconds": seconds, "seconds_per_round": [round(r.seconds, 2) for r in results],
+                     "tokens_seen": first.tokens_seen, "tokens_per_second": first.tokens_seen / seconds,
+                     "seconds_per_passage": seconds / passages, "train_loss": first.train_loss})
     base = rows[0]["tokens_per_second"]
     for r in rows:
         r["speedup_vs_plain"] = r["tokens_per_second"] / base
     record = {"provenance": provenance(profile.name, threads=args.threads), "rows": rows,
-              "max_length": u.max_length, "batch_size": u.batch_size}
-    md = markdown_table(rows, ["mode", "precision", "passages", "seconds", "tokens_per_second", "speedup_vs_plain",
+              "max_length": u.max_length, "batch_size": u.batch_size, "answer_only_fp32_breakdown": breakdown}
+    md = markdown_table(rows, ["mode", "precision", "passages", "seconds", "seconds_per_round", "tokens_per_second",
+                               "speedup_vs_plain",
                                "train_loss"])
     md += (f"\n\n{u.student}, {rows[0]['method']}, {passages} Pile-NER-type passages (teacher queries + "
            f"{u.negatives_per_passage} {u.negative_sampling} negatives each), batch {u.batch_size}, "
-           f"{args.steps} steps of {args.grad_accum} accumulated batches, {args.threads} thread(s); tokens are "
+           f"{args.steps} steps of {args.grad_accum} accumulated batches, {args.threads} thread(s); each mode ran "
+           f"{args.rounds} times, alternating with the others, and the median time is kept; tokens are "
            "non-padding input tokens (forward + backward). Every mode starts from the same weights and sees the same "
            "examples in the same order, so equal train_loss in fp32 shows the answer-only loss is the same loss."
            + ("" if cpu_supports_bf16() else " This CPU has no native bf16, so the bf16 mode did not run."))
+    md += (f"\n\nWhere the time of an answer-only fp32 step goes (torch profiler, self CPU time of two forward and "
+           f"backward passes over one {breakdown['tokens']}-token conversation):\n\n| part | share of the step |\n"
+           "|---|---|\n" + "\n".join(f"| {c} | {v:.1f}% |" for c, v in breakdown["shares_percent"].items())
+           + f"\n\nThe matrix multiplies do {breakdown['matmul_gflop_per_step']} GFLOP per step at "
+           f"{breakdown['matmul_gflops']} GFLOP/s. Without native bf16 the step's arithmetic is fixed by the model "
+           "and the data: the levers left are skipping work (the output layer where no label is: the answer-only "
+           "mode) and overhead. The dropout masks are LoRA's dropout (p = 0.05 on the input of every adapted layer) "
+           "drawn by torch's CPU random-number generator; they are part of what is learnt, so they stay.")
     write("uniner_train_throughput", record, md)
     print(md)
 
