@@ -117,3 +117,30 @@ def test_domain_scores_and_their_table_cells():
     cells = common.score_cells(scores)
     assert cells == "26.2 | 21.0-31.5 | 28.5 | 40% | 79% | 3 | 260"
     assert len(cells.split(" | ")) == len(common.SCORE_HEADER.split(" | "))
+
+
+def test_time_breakdown_of_a_training_step_adds_up():
+    """The throughput benchmark's profile of one step, on a tiny LLaMA with LoRA: the shares cover the whole step,
+    the matrix multiplies are found and counted, and LoRA's dropout shows up as random-number time."""
+    sys.path.insert(0, str(ROOT / "tests" / "uniner"))
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from uniner_tiny_lm import tiny_model, tiny_tokenizer
+
+        import uniner_train_throughput as bench
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+        sys.path.remove(str(ROOT / "tests" / "uniner"))
+    from nerlib.config import UniNERSettings
+    from nerlib.uniner.records import InstructionExample, Query
+    from nerlib.uniner.train import prepare_model
+
+    model = prepare_model(tiny_model(), lora=True, lora_r=2, lora_dropout=0.5)
+    examples = [InstructionExample("Tim Cook visited Paris.", [Query("person", ["Tim Cook"]), Query("city", [])])]
+    out = bench.time_breakdown(model, tiny_tokenizer(), examples, UniNERSettings(max_length=64))
+    shares = out["shares_percent"]
+    assert set(shares) == {"matrix multiplies", "dropout masks (random numbers)", "attention kernel",
+                           "softmax and loss", "other"}
+    assert abs(sum(shares.values()) - 100) < 0.5
+    assert shares["matrix multiplies"] > 0 and shares["dropout masks (random numbers)"] > 0
+    assert out["matmul_gflop_per_step"] >= 0 and out["matmul_gflops"] > 0 and out["tokens"] > 5
