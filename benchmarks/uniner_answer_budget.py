@@ -1,0 +1,89 @@
+"""Zero-shot F1 of one cached UniversalNER student at several answer budgets (max_new_tokens), same passages.
+
+An answer cut at the token budget is not a closed JSON list, so the official parser scores it as empty (a parse
+failure): a budget too small for the long lists of music or politics passages costs recall the student has. This
+scores one student (default: chapter 3's frequency-negatives student, trained once and cached) at every
+``--budgets`` value on the same passages and writes ``benchmarks/results/<name>.{json,md}`` with the paired
+difference of each budget against the first. Choose the budget on ``--split validation``; the test split reports.
+
+    python benchmarks/uniner_answer_budget.py --split validation --budgets 32 128
+    python benchmarks/uniner_answer_budget.py --supervised --split validation --name uniner_answer_budget_supervised
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import matplotlib
+import torch
+
+from common import (DOMAINS, RESULTS, SCORE_HEADER, SCORE_NOTE, domain_scores, passages_limit, provenance,
+                    score_cells, train_summary, write)
+
+matplotlib.use("Agg")  # files only
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budgets", nargs="+", type=int, default=[32, 128], help="max_new_tokens values to score")
+    parser.add_argument("--split", choices=["test", "validation"], default="validation",
+                        help="CrossNER split to score (validation: where settings are chosen)")
+    parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
+    parser.add_argument("--passages", type=int, default=None,
+                        help="first N passages per domain (0: all; default: the profile's)")
+    parser.add_argument("--strategy", choices=["none", "uniform", "frequency"], default="frequency",
+                        help="the student's negative sampling (chapter 4's students)")
+    parser.add_argument("--supervised", action="store_true", help="the teacher + supervised student (chapter 5)")
+    parser.add_argument("--name", default="uniner_answer_budget")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    if any(b < 1 for b in args.budgets):
+        parser.error(f"--budgets must be positive, got {args.budgets}")
+    torch.set_num_threads(args.threads)
+
+    from nerlib.config import get_profile
+    from nerlib.course import quiet_libraries
+    from nerlib.uniner.evaluate import f1_difference, plot_domains
+    from nerlib.uniner.pipeline import student_name, train_and_evaluate
+
+    quiet_libraries()
+    profile = get_profile()
+    u = dataclasses.replace(profile.uniner, negative_sampling=args.strategy, max_steps=-1,
+                            supervised_datasets=profile.uniner.supervised_datasets if args.supervised else (),
+                            eval_domains=tuple(args.domains))
+    limit = passages_limit(args.passages, profile)
+    tables, rows, record = {}, [], None
+    for budget in args.budgets:  # max_new_tokens is not in the training key: one model, one folder of answers each
+        table, record = train_and_evaluate(profile, dataclasses.replace(u, max_new_tokens=budget), limit=limit,
+                                           split=args.split)
+        tables[budget] = table
+        rows += [{"budget": budget, "domain": d, **domain_scores(table.loc[d])} for d in table.index]
+    first = args.budgets[0]
+    differences = [{"budget": b, "against": first, **f1_difference(tables[b], tables[first])}
+                   for b in args.budgets[1:]]
+    student = student_name(u)
+    record_out = {"provenance": provenance(profile.name, split=args.split, passages_per_domain=limit,
+                                           student=student),
+                  "rows": rows, "differences": differences, "train": train_summary(record)}
+    lines = [f"| max_new_tokens | domain | {SCORE_HEADER} |", "|---|---|" + "---|" * 7]
+    lines += [f"| {r['budget']} | {r['domain']} | {score_cells(r)} |" for r in rows]
+    md = "\n".join(lines) + (f"\n\nStudent `{student}` (cached); first {limit or 'all'} passages per domain "
+                             f"({args.split} split), greedy answers. " + SCORE_NOTE)
+    if differences:
+        md += ("\n\nPaired differences of average strict F1 against the first budget (same passages, 95% paired "
+               "bootstrap interval over passages):\n\n| budget | difference | 95% interval |\n|---|---|---|\n")
+        md += "\n".join(f"| {d['budget']} - {d['against']} | {d['difference']:+.1f} | "
+                        f"[{d['low']:+.1f}, {d['high']:+.1f}] |" for d in differences)
+    if len(args.domains) > 1:
+        ax = plot_domains({f"{b} new tokens": t for b, t in tables.items()}, paper_rows=())
+        ax.set_title("Zero-shot strict F1 by answer budget (95% bootstrap interval over passages)")
+        ax.figure.tight_layout()
+        ax.figure.savefig(RESULTS / f"{args.name}.png", dpi=120)
+        md += f"\n\n![Strict F1 per domain and answer budget]({args.name}.png)"
+    write(args.name, record_out, md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
