@@ -67,6 +67,26 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def differences_table(differences: list[dict], first_column: str, label: Any) -> str:
+    """Paired differences of average strict F1 as a Markdown table: ``label(d)`` names each comparison."""
+    lines = [f"| {first_column} | difference | 95% interval |", "|---|---|---|"]
+    lines += [f"| {label(d)} | {d['difference']:+.1f} | [{d['low']:+.1f}, {d['high']:+.1f}] |" for d in differences]
+    return "\n".join(lines)
+
+
+def domain_figure(tables: dict, name: str, alt: str, title: str | None = None, **plot_options: Any) -> str:
+    """Save :func:`nerlib.uniner.evaluate.plot_domains` of ``tables`` as ``results/<name>.png``; return the
+    Markdown line that shows it."""
+    from nerlib.uniner.evaluate import plot_domains
+
+    ax = plot_domains(tables, **plot_options)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    ax.figure.savefig(RESULTS / f"{name}.png", dpi=120)
+    return f"\n\n![{alt}]({name}.png)"
+
+
 def passages_limit(passages: int | None, profile: Any) -> int | None:
     """First N passages per CrossNER domain for a UniversalNER benchmark: ``--passages`` when given (0: all), else
     the profile's ``eval_passages_per_domain``, the number the chapters evaluate."""

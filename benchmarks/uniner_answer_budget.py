@@ -18,8 +18,8 @@ import dataclasses
 import matplotlib
 import torch
 
-from common import (DOMAINS, RESULTS, SCORE_HEADER, SCORE_NOTE, domain_scores, passages_limit, provenance,
-                    score_cells, train_summary, write)
+from common import (DOMAINS, SCORE_HEADER, SCORE_NOTE, differences_table, domain_figure, domain_scores,
+                    passages_limit, provenance, score_cells, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -44,7 +44,7 @@ def main() -> None:
 
     from nerlib.config import get_profile
     from nerlib.course import quiet_libraries
-    from nerlib.uniner.evaluate import f1_difference, plot_domains
+    from nerlib.uniner.evaluate import f1_difference
     from nerlib.uniner.pipeline import student_name, train_and_evaluate
 
     quiet_libraries()
@@ -72,15 +72,12 @@ def main() -> None:
                              f"({args.split} split), greedy answers. " + SCORE_NOTE)
     if differences:
         md += ("\n\nPaired differences of average strict F1 against the first budget (same passages, 95% paired "
-               "bootstrap interval over passages):\n\n| budget | difference | 95% interval |\n|---|---|---|\n")
-        md += "\n".join(f"| {d['budget']} - {d['against']} | {d['difference']:+.1f} | "
-                        f"[{d['low']:+.1f}, {d['high']:+.1f}] |" for d in differences)
+               "bootstrap interval over passages):\n\n")
+        md += differences_table(differences, "budget", lambda d: f"{d['budget']} - {d['against']}")
     if len(args.domains) > 1:
-        ax = plot_domains({f"{b} new tokens": t for b, t in tables.items()}, paper_rows=())
-        ax.set_title("Zero-shot strict F1 by answer budget (95% bootstrap interval over passages)")
-        ax.figure.tight_layout()
-        ax.figure.savefig(RESULTS / f"{args.name}.png", dpi=120)
-        md += f"\n\n![Strict F1 per domain and answer budget]({args.name}.png)"
+        md += domain_figure({f"{b} new tokens": t for b, t in tables.items()}, args.name,
+                            "Strict F1 per domain and answer budget", paper_rows=(),
+                            title="Zero-shot strict F1 by answer budget (95% bootstrap interval over passages)")
     write(args.name, record_out, md)
     print(md)
 

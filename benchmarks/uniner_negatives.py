@@ -21,8 +21,8 @@ import dataclasses
 import matplotlib
 import torch
 
-from common import (DOMAINS, RESULTS, SCORE_HEADER, SCORE_NOTE, domain_scores, passages_limit, provenance,
-                    score_cells, train_summary, write)
+from common import (DOMAINS, SCORE_HEADER, SCORE_NOTE, differences_table, domain_figure, domain_scores,
+                    passages_limit, provenance, score_cells, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -44,7 +44,7 @@ def main() -> None:
 
     from nerlib.config import get_profile
     from nerlib.course import quiet_libraries
-    from nerlib.uniner.evaluate import f1_difference, plot_domains
+    from nerlib.uniner.evaluate import f1_difference
     from nerlib.uniner.pile import load_type_definitions, with_definitions
     from nerlib.uniner.pipeline import build_training_examples, student_name, train_and_evaluate
 
@@ -81,17 +81,13 @@ def main() -> None:
                              f"student `{profile.uniner.student}`. " + SCORE_NOTE)
     if differences:
         md += ("\n\nPaired differences of average strict F1 (same passages, 95% paired bootstrap interval over "
-               "passages; one training seed, so seed-to-seed variation is not in the interval):\n\n"
-               "| comparison | difference | 95% interval |\n|---|---|---|\n")
-        md += "\n".join(f"| {d['a']} - {d['b']} | {d['difference']:+.1f} | [{d['low']:+.1f}, {d['high']:+.1f}] |"
-                         for d in differences)
+               "passages; one training seed, so seed-to-seed variation is not in the interval):\n\n")
+        md += differences_table(differences, "comparison", lambda d: f"{d['a']} - {d['b']}")
     if len(args.domains) > 1:
-        ax = plot_domains({s.replace("+", " negatives, ") if "+" in s else f"{s} negatives": t
-                           for s, t in tables.items()}, paper_rows=())
-        ax.set_title("Zero-shot strict F1 by negative sampling (95% bootstrap interval over passages)")
-        ax.figure.tight_layout()
-        ax.figure.savefig(RESULTS / f"{args.name}.png", dpi=120)
-        md += f"\n\n![Strict F1 per domain and negative-sampling strategy]({args.name}.png)"
+        md += domain_figure({s.replace("+", " negatives, ") if "+" in s else f"{s} negatives": t
+                             for s, t in tables.items()}, args.name,
+                            "Strict F1 per domain and negative-sampling strategy", paper_rows=(),
+                            title="Zero-shot strict F1 by negative sampling (95% bootstrap interval over passages)")
     write(args.name, record_out, md)
     print(md)
 

@@ -16,7 +16,7 @@ import dataclasses
 import matplotlib
 import torch
 
-from common import (DOMAINS, RESULTS, SCORE_HEADER, SCORE_NOTE, domain_scores, passages_limit, provenance,
+from common import (DOMAINS, SCORE_HEADER, SCORE_NOTE, domain_figure, domain_scores, passages_limit, provenance,
                     score_cells, train_summary, write)
 
 matplotlib.use("Agg")  # files only
@@ -42,7 +42,6 @@ def main() -> None:
 
     from nerlib.config import get_profile
     from nerlib.course import quiet_libraries
-    from nerlib.uniner.evaluate import plot_domains
     from nerlib.uniner.pipeline import evaluate_base, train_and_evaluate
 
     quiet_libraries()
@@ -72,11 +71,9 @@ def main() -> None:
                              f"{record['examples']} training passages, {record['global_step']} steps; first "
                              f"{limit or 'all'} passages per domain ({args.split} split). {SCORE_NOTE}")
     if len(args.domains) > 1:
-        ax = plot_domains({f"{u.student} {'untuned' if label == 'base' else label}": table
-                           for label, table in reversed(scored.items())})
-        ax.figure.tight_layout()
-        ax.figure.savefig(RESULTS / f"{args.name}.png", dpi=120)
-        md += f"\n\n![Strict F1 per domain, ours with intervals beside the paper's Table 3]({args.name}.png)"
+        md += domain_figure({f"{u.student} {'untuned' if label == 'base' else label}": table
+                             for label, table in reversed(scored.items())}, args.name,
+                            "Strict F1 per domain, ours with intervals beside the paper's Table 3")
     write(args.name, record_out, md)
     print(md)
 
