@@ -3,8 +3,9 @@
     NERLIB_DATA_DIR=... HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/msd_ablation.py [--seeds 42] \
         [--experiment conll|wikiann|wikiann-hub] [--targets conll2002_es conll2002_nl] [--rows MSD "w/o all" ...] [--max-cells N]
 
-Resumable: finished cells are logged in ``$NERLIB_CACHE_DIR/msd/ablation/results.jsonl`` and trained models are
-cached, so run it again to continue. Writes ``benchmarks/results/msd_ablation.{json,md}`` with every cell of the
+Resumable: finished cells are logged in ``benchmarks/results/msd_ablation_cells/results.jsonl`` (committed, so the
+grid accumulates across machines whose caches do not survive; ``--log-dir`` to change) and trained models are cached,
+so run it again to continue. Writes ``benchmarks/results/msd_ablation.{json,md}`` with every cell of the
 full grid finished so far for these settings, by this run or an earlier one (blank cells did not run) and the paper's numbers beside ours (Table 1 of Ma et al., 2022, from ``nerlib.msd.paper``; blank where the paper has no
 such column).
 """
@@ -30,6 +31,11 @@ OVERRIDES = {"teacher_steps": int, "student_steps": int, "train_sentences": int,
              "eval_sentences": int, "eval_every": int, "student_lr": float}
 
 
+# The finished cells, kept with the results rather than in $NERLIB_CACHE_DIR: a new machine starts with an empty
+# cache, and a grid of several seeds takes longer than one session.
+LOG_DIR = RESULTS / "msd_ablation_cells"
+
+
 def teachers_on_record(s: MSDSettings, seeds: list[int]) -> list[dict]:
     """The grid's teachers as ``benchmarks/msd_teacher.py`` scored them (same budget, these seeds): the quality of
     the models every student of the grid learns from. Empty when that benchmark has not run at this budget."""
@@ -50,6 +56,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
     parser.add_argument("--max-cells", type=int)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--log-dir", default=str(LOG_DIR), help="folder of the grid's results.jsonl (default: committed)")
     for name, kind in OVERRIDES.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override the profile's {name}")
     args = parser.parse_args()
@@ -58,11 +65,11 @@ def main() -> None:
     changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
     if changes:
         profile = with_settings(profile, **changes)
-    run_ablation(profile, args.targets, args.seeds, args.rows, max_cells=args.max_cells)
+    run_ablation(profile, args.targets, args.seeds, args.rows, out_dir=args.log_dir, max_cells=args.max_cells)
     # The results file shows every cell of the full grid that exists for these settings (this run's and earlier
     # runs'), so running the grid in parts (one target or a few rows at a time) accumulates one table.
     s = profile.msd
-    records = ablation_records(profile, None, args.seeds, ROWS)
+    records = ablation_records(profile, None, args.seeds, ROWS, out_dir=args.log_dir)
     # The main table averages only the seeds whose whole grid ran, so that its rows rest on the same seeds and
     # compare; seeds with a partial grid (e.g. only MSD and w/o all) appear in the per-seed table below it.
     complete = complete_seeds(records, s.targets, ROWS)
@@ -87,7 +94,7 @@ def main() -> None:
           f"{s.train_sentences} labelled / {s.unlabeled_sentences} unlabelled sentences, "
           f"teacher {s.teacher_steps} steps, student {s.student_steps} steps (lr {s.student_lr:g}), batch {s.batch_size}. "
           "Blank = not run (ours) or not in the paper. Paper = Table 1 of Ma et al. (2022), mBERT; 'direct transfer' = "
-          "single-head teacher applied to the target language (the paper's BS row). Cells accumulate in `$NERLIB_CACHE_DIR/msd/ablation/results.jsonl` over runs with "
+          "single-head teacher applied to the target language (the paper's BS row). Cells accumulate in `benchmarks/results/msd_ablation_cells/results.jsonl` over runs with "
           "these settings (a grid run in parts); the line below names the last part's command. "
           + (f"The table averages seed{'s' if len(complete) > 1 else ''} {', '.join(map(str, complete))}, "
              "whose whole grid ran." if complete else "No seed has the whole grid yet.") + "\n\n"
@@ -115,7 +122,7 @@ def main() -> None:
                + (f"; mean {interval[0]:+.2f} over {len(gains)} seeds, 95% t-interval [{interval[1]:+.2f}, "
                   f"{interval[2]:+.2f}]" if interval else "")
                + ".")
-    control = ablation_records(profile, None, args.seeds, CONTROLS)
+    control = ablation_records(profile, None, args.seeds, CONTROLS, out_dir=args.log_dir)
     if control:
         rows = ("MSD", *CONTROLS, "w/o all")
         ctl = per_seed_table(records + control, s.targets, rows).reset_index().set_index("variant")

@@ -383,10 +383,15 @@ def evaluate_base(
     lm, tok = load_student(name, lora=False)
     lm = ready_for_inference(lm)  # the library's device (nerlib.device), inference dtype
     limit = u.eval_passages_per_domain if limit == -1 else limit
-    folder = cache_dir() / "uniner" / "predictions" / _split_suffix(
-        f"base-{Path(name).name}-{u.max_new_tokens}-{limit}", split)
-    return evaluate_domains(lm, tok, domains or u.eval_domains, limit, u.max_new_tokens, cache_dir=folder,
+    budget = base_budget(u)
+    folder = cache_dir() / "uniner" / "predictions" / _split_suffix(f"base-{Path(name).name}-{budget}-{limit}", split)
+    return evaluate_domains(lm, tok, domains or u.eval_domains, limit, budget, cache_dir=folder,
                             progress=progress, split=split)
+
+
+def base_budget(settings: UniNERSettings) -> int:
+    """The untuned model's answer budget: ``base_max_new_tokens``, or the tuned students' ``max_new_tokens``."""
+    return settings.max_new_tokens if settings.base_max_new_tokens is None else settings.base_max_new_tokens
 
 
 def _split_suffix(folder: str, split: str) -> str:

@@ -364,8 +364,8 @@ def run_key(settings: UniNERSettings, examples: Sequence[InstructionExample], se
     keep = {
         k: v
         for k, v in dataclasses.asdict(settings).items()
-        if k not in ("eval_domains", "eval_passages_per_domain", "max_new_tokens", "teacher", "ablation_max_steps",
-                     "ablation_eval_passages")
+        if k not in ("eval_domains", "eval_passages_per_domain", "max_new_tokens", "base_max_new_tokens", "teacher",
+                     "ablation_max_steps", "ablation_eval_passages")
     }
     return _run_key(length=16, settings=keep, data=examples_fingerprint(examples), seed=seed, variant=variant)
 
