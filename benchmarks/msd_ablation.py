@@ -56,7 +56,8 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
     parser.add_argument("--max-cells", type=int)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--log-dir", default=str(LOG_DIR), help="folder of the grid's results.jsonl (default: committed)")
+    parser.add_argument("--log-dir", default=str(LOG_DIR),
+                        help="folder of the grid's results.jsonl (default: the committed one)")
     for name, kind in OVERRIDES.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override the profile's {name}")
     args = parser.parse_args()

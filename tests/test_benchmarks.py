@@ -144,3 +144,19 @@ def test_time_breakdown_of_a_training_step_adds_up():
     assert abs(sum(shares.values()) - 100) < 0.5
     assert shares["matrix multiplies"] > 0 and shares["dropout masks (random numbers)"] > 0
     assert out["matmul_gflop_per_step"] >= 0 and out["matmul_gflops"] > 0 and out["tokens"] > 5
+
+
+def test_committed_msd_cell_log_matches_the_small_profile_grid():
+    """The MSD ablation keeps its finished cells in ``benchmarks/results/msd_ablation_cells`` (machine caches do not
+    survive a session). Each cell's key hashes the MSD settings: if the small profile's settings change, the cells
+    no longer count as this grid's, and the table would silently lose them."""
+    from nerlib.config import get_profile
+    from nerlib.msd.ablation import ROWS, ablation_records
+
+    log = BENCHMARKS / "results" / "msd_ablation_cells"
+    lines = (log / "results.jsonl").read_text().splitlines()
+    records = ablation_records(get_profile("small"), None, [42, 43, 44], ROWS, out_dir=log)
+    assert records, "no committed cell belongs to the small profile's grid: were the MSD settings changed?"
+    seed_42 = {(r["row"], r["target"]) for r in records if r["seed"] == 42}
+    assert seed_42 >= {("MSD", "conll2002_es"), ("w/o all", "conll2002_nl")}
+    assert all(0 <= json.loads(line)["f1"] <= 100 for line in lines)

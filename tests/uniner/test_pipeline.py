@@ -44,7 +44,7 @@ def _no_answers(monkeypatch):
 
 
 def test_evaluate_base_scores_the_untuned_student_and_reuses_its_predictions(tiny_student, eval_data, monkeypatch):
-    profile = get_profile("smoke").replace(uniner=_settings(tiny_student))
+    profile = get_profile("smoke").replace(uniner=_settings(tiny_student, base_max_new_tokens=None))
     table = P.evaluate_base(profile, progress=False)
     assert table.index.tolist() == ["ai"]
     assert (table.loc["ai", "passages"], table.loc["ai", "queries"]) == (2, 4)  # the first 2 passages, 2 types each
@@ -53,6 +53,19 @@ def test_evaluate_base_scores_the_untuned_student_and_reuses_its_predictions(tin
     _no_answers(monkeypatch)
     again = P.evaluate_base(profile, progress=False)
     assert again["f1"].equals(table["f1"]) and again["parse_failures"].equals(table["parse_failures"])
+
+
+def test_evaluate_base_answers_within_its_own_budget(tiny_student, eval_data, monkeypatch):
+    """``base_max_new_tokens`` bounds the untuned model's answers (prose until the budget runs out) apart from the
+    tuned students' ``max_new_tokens``; its predictions are cached under that budget."""
+    budgets = []
+    real = P.evaluate_domains
+    monkeypatch.setattr(P, "evaluate_domains", lambda *a, **k: budgets.append(a[4]) or real(*a, **k))
+    profile = get_profile("smoke").replace(uniner=_settings(tiny_student, base_max_new_tokens=3))
+    P.evaluate_base(profile, progress=False)
+    assert budgets == [3] and P.base_budget(profile.uniner) == 3
+    assert (cache_dir() / "uniner" / "predictions" / "base-tiny-3-2" / "ai.jsonl").is_file()
+    assert P.base_budget(_settings(tiny_student, base_max_new_tokens=None)) == 4  # None: the students' budget
 
 
 def test_train_and_evaluate_trains_once_then_loads_model_and_predictions(tiny_student, eval_data, monkeypatch):

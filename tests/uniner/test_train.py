@@ -109,7 +109,8 @@ def test_train_or_load_caches_by_settings_and_data(tiny_student):
     assert T.run_key(s, EXAMPLES[:2], 42, "per_type") != T.run_key(s, EXAMPLES, 42, "per_type")
     assert T.run_key(dataclasses.replace(s, lora_r=8), EXAMPLES, 42, "per_type") != rec1["key"]
     # evaluation and chapter-ablation settings do not change what is trained, so they leave the key alone
-    unchanged = dataclasses.replace(s, eval_passages_per_domain=3, ablation_max_steps=7, ablation_eval_passages=2)
+    unchanged = dataclasses.replace(s, eval_passages_per_domain=3, ablation_max_steps=7, ablation_eval_passages=2,
+                                    max_new_tokens=5, base_max_new_tokens=9)
     assert T.run_key(unchanged, EXAMPLES, 42, "per_type") == rec1["key"]
 
 
