@@ -109,7 +109,9 @@ def main() -> None:
         fig_ax.figure.savefig(RESULTS / f"{name}.png", dpi=120)
         md += f"\n\n![The grid with error bars, the paper's numbers as black marks]({name}.png)"
     if teachers:
-        md += ("\n\nThe teachers of these seeds (`benchmarks/msd_teacher.py`, first test sentences as above):\n\n"
+        md += ("\n\nThe teachers of these seeds as `benchmarks/msd_teacher.py` trained and scored them (first test "
+               "sentences as above). Training is not bit-reproducible on the CPU: a teacher retrained with the same seed "
+               "for the grid can differ by a point or more (compare its 'direct transfer' cells).\n\n"
                "| seed | teacher | source F1 | " + " | ".join(s.targets) + " |\n|---|---|---|" + "---|" * len(s.targets)
                + "".join(f"\n| {t['seed']} | {'multi-exit' if t['multi_exit'] else 'single exit'} | {t['source_f1']} | "
                          + " | ".join(str(t["target_f1"].get(x, "")) for x in s.targets) + " |" for t in teachers))
