@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import matplotlib
 import torch
 
-from common import RESULTS, provenance, teacher_budget, write
+from common import RESULTS, ROOT, provenance, teacher_budget, write
 
 matplotlib.use("Agg")  # files only
 from nerlib.config import MSDSettings, get_profile
@@ -34,6 +35,12 @@ OVERRIDES = {"teacher_steps": int, "student_steps": int, "train_sentences": int,
 # The finished cells, kept with the results rather than in $NERLIB_CACHE_DIR: a new machine starts with an empty
 # cache, and a grid of several seeds takes longer than one session.
 LOG_DIR = RESULTS / "msd_ablation_cells"
+
+
+def log_name(log_dir: str) -> str:
+    """The cell log as the results file names it: relative to the repository when it lives there (no machine path)."""
+    path = Path(log_dir).resolve() / "results.jsonl"
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else "results.jsonl in --log-dir"
 
 
 def teachers_on_record(s: MSDSettings, seeds: list[int]) -> list[dict]:
@@ -95,7 +102,8 @@ def main() -> None:
           f"{s.train_sentences} labelled / {s.unlabeled_sentences} unlabelled sentences, "
           f"teacher {s.teacher_steps} steps, student {s.student_steps} steps (lr {s.student_lr:g}), batch {s.batch_size}. "
           "Blank = not run (ours) or not in the paper. Paper = Table 1 of Ma et al. (2022), mBERT; 'direct transfer' = "
-          "single-head teacher applied to the target language (the paper's BS row). Cells accumulate in `benchmarks/results/msd_ablation_cells/results.jsonl` over runs with "
+          "single-head teacher applied to the target language (the paper's BS row). Cells accumulate in "
+          f"`{log_name(args.log_dir)}` over runs with "
           "these settings (a grid run in parts); the line below names the last part's command. "
           + (f"The table averages seed{'s' if len(complete) > 1 else ''} {', '.join(map(str, complete))}, "
              "whose whole grid ran." if complete else "No seed has the whole grid yet.") + "\n\n"
