@@ -68,8 +68,8 @@ def time_breakdown(model, tokenizer, examples, settings, answer_only: bool = Tru
     whole = sum(totals.values())
     shares = {c: round(100 * totals.get(c, 0.0) / whole, 1) for c, _ in (*CATEGORIES, ("other", ()))}
     return {"tokens": int(batch["input_ids"].numel()), "shares_percent": shares,
-            "matmul_gflop_per_step": round(flops / repeats / 1e9, 1),
-            "matmul_gflops": round(flops / (mm_time / 1e6) / 1e9, 1) if mm_time else None}
+            "matmul_gflop_per_step": flops / repeats / 1e9,  # unrounded: a tiny model's rate is far below 0.1
+            "matmul_gflops": flops / (mm_time / 1e6) / 1e9 if mm_time else None}
 
 
 def main() -> None:
@@ -148,8 +148,8 @@ def main() -> None:
     md += (f"\n\nWhere the time of an answer-only fp32 step goes (torch profiler, self CPU time of two forward and "
            f"backward passes over one {breakdown['tokens']}-token conversation):\n\n| part | share of the step |\n"
            "|---|---|\n" + "\n".join(f"| {c} | {v:.1f}% |" for c, v in breakdown["shares_percent"].items())
-           + f"\n\nThe matrix multiplies do {breakdown['matmul_gflop_per_step']} GFLOP per step at "
-           f"{breakdown['matmul_gflops']} GFLOP/s. Without native bf16 the step's arithmetic is fixed by the model "
+           + f"\n\nThe matrix multiplies do {breakdown['matmul_gflop_per_step']:.1f} GFLOP per step at "
+           f"{breakdown['matmul_gflops']:.1f} GFLOP/s. Without native bf16 the step's arithmetic is fixed by the model "
            "and the data: the levers left are skipping work (the output layer where no label is: the answer-only "
            "mode) and overhead. The dropout masks are LoRA's dropout (p = 0.05 on the input of every adapted layer) "
            "drawn by torch's CPU random-number generator; they are part of what is learnt, so they stay.")
