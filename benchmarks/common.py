@@ -31,15 +31,15 @@ def provenance(profile: str, **extra: Any) -> dict:
         commit = "unknown"
     script = Path(sys.argv[0]).resolve()
     shown = script.relative_to(ROOT).as_posix() if script.is_relative_to(ROOT) else script.name
-    import torch  # here, not at the top: a script's --help must not wait for it
+    from nerlib.config import machine_summary  # imports torch: here, so that a script's --help need not wait
 
     return {
         "command": " ".join(["python", shown] + sys.argv[1:]),
         "git_commit": commit,
         "profile": profile,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()} {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
-                   f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end "
+        "machine": f"{machine_summary()}, Python {platform.python_version()}, "
+                   f"load average {os.getloadavg()[0]:.1f} at the end "
                    f"(a shared machine: absolute seconds are noisy, ratios within one run are not)",
         **extra,
     }

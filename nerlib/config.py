@@ -370,6 +370,33 @@ def cache_dir() -> Path:
     return writable_dir(path, what)
 
 
+def machine_summary() -> str:
+    """The processor, the vector instructions torch's CPU kernels use, and torch's thread count, as one line.
+
+    Recorded with every trained model and benchmark: floating-point sums are rounded differently by the AVX2 and
+    AVX-512 kernels and by different thread counts, so the same settings and seed trained on two machines (or with
+    two thread counts) give models that differ by about a point of F1. This line says which runs can be compared
+    bit for bit."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    line = f"{cpu}, {os.cpu_count()} cores"
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+        line += (f", torch {torch.__version__} CPU kernels {torch.backends.cpu.get_cpu_capability()}, "
+                 f"{threads} torch thread{'' if threads == 1 else 's'}")
+    except ImportError:
+        pass
+    return line
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) for reproducible runs."""
     random.seed(seed)

@@ -76,6 +76,22 @@ def test_set_seed_reproducible():
     assert torch.equal(a[0], b[0]) and (a[1] == b[1]).all()
 
 
+def test_machine_summary_names_the_kernels_and_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = config.machine_summary()
+        torch.set_num_threads(2)
+        two = config.machine_summary()
+    finally:
+        torch.set_num_threads(before)
+    kernels = f"CPU kernels {torch.backends.cpu.get_cpu_capability()}"
+    assert kernels in one and one.endswith(", 1 torch thread") and two.endswith(", 2 torch threads")
+    assert f"torch {torch.__version__}" in one and "\n" not in one
+
+
 def test_threads_setting(monkeypatch):
     import torch
 

@@ -88,7 +88,8 @@ def evaluate_cell(profile: Profile, target: str, row: str, seed: int, progress: 
     scores = evaluate(model, tokenizer, test, s.eval_max_length, s.eval_batch_size, progress=progress)
     return {"target": target, "row": row, "seed": seed, "f1": scores["f1"], "precision": scores["precision"],
             "recall": scores["recall"], "per_type": scores.get("per_type", {}),
-            "train_seconds": run.get("log", {}).get("seconds"), "best_step": run.get("log", {}).get("best_step")}
+            "train_seconds": run.get("log", {}).get("seconds"), "best_step": run.get("log", {}).get("best_step"),
+            "trained_on": run.get("machine")}
 
 
 def run_ablation(

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from nerlib.config import MSDSettings, cache_dir, set_seed
+from nerlib.config import MSDSettings, cache_dir, machine_summary, set_seed
 from nerlib.device import get_device
 from nerlib.models import load_tokenizer
 from nerlib.msd.model import MSDConfig, MultiExitTokenClassifier
@@ -48,9 +48,10 @@ def write_run(model: MultiExitTokenClassifier, folder: Path, encoder: str, info:
 
 
 def save_run(model: MultiExitTokenClassifier, folder: Path, encoder: str, log: TrainLog, meta: dict) -> Path:
-    """Save a trained model compactly: its trainable parameters (frozen ones equal ``encoder``), config, log."""
+    """Save a trained model compactly: its trainable parameters (frozen ones equal ``encoder``), config, log, and
+    the machine that trained it (:func:`nerlib.config.machine_summary`)."""
     info = {"encoder": encoder, "labels": model.labels, "first_exit_layer": model.first_exit_layer,
-            "multi_exit": model.multi_exit, "log": asdict(log), **meta}
+            "multi_exit": model.multi_exit, "log": asdict(log), "machine": machine_summary(), **meta}
     return write_run(model, folder, encoder, info, trainable_state(model))
 
 

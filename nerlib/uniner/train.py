@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nerlib import models
-from nerlib.config import UniNERSettings
+from nerlib.config import UniNERSettings, machine_summary
 from nerlib.device import Precision, get_device, precision_for
 from nerlib.runs import run_key as _run_key
 from nerlib.uniner.conversations import IGNORE_INDEX, ConversationDataset
@@ -276,6 +276,7 @@ class TrainResult:
     world_size: int = 1  # processes that trained together (DDP/FSDP under ``accelerate launch``)
     resumed_from: str | None = None  # the checkpoint this run continued from
     precision: str = "fp32"
+    machine: str = ""  # :func:`nerlib.config.machine_summary` of the machine that trained it
     log_history: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -343,6 +344,7 @@ def fit(
         world_size=int(args.world_size),
         resumed_from=Path(resume).name if resume else None,
         precision="bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        machine=machine_summary(),
         log_history=list(trainer.state.log_history),
     )
 

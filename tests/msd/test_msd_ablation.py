@@ -166,3 +166,17 @@ def test_cell_stats_markdown_writes_mean_sd_and_seeds():
     assert "62.00 ± 2.83 (2)" in lines[2] and lines[2].startswith("| MSD")
     assert "58.00 (1)" in lines[3] and "±" not in lines[3]
     assert lines[4].replace(" ", "") == "|w/oMMD^L|||"  # never ran: blank, not nan
+
+
+def test_a_cell_records_the_machine_and_time_its_model_was_trained_with(monkeypatch):
+    """Runs trained on different processors or thread counts differ by about a point: each cell says where its
+    model was trained (from the run's own record, which may be older than the cell)."""
+    run = {"log": {"seconds": 12.5, "best_step": 7}, "machine": "Some CPU, 2 cores, CPU kernels AVX512, 1 torch thread"}
+    monkeypatch.setattr(A, "cached_student", lambda s, target, row, seed, progress: ("student", run))
+    monkeypatch.setattr(A, "cached_teacher", lambda *a, **k: pytest.fail("a student row loaded a teacher"))
+    monkeypatch.setattr(A, "load_tokenizer", lambda name: "tokenizer")
+    monkeypatch.setattr(A, "_load", lambda target, split, n: ["sentence"])
+    monkeypatch.setattr(A, "evaluate", lambda model, *a, **k: {"f1": 50.0, "precision": 40.0, "recall": 66.7})
+    cell = A.evaluate_cell(get_profile("smoke"), "conll2002_es", "MSD", 42, progress=False)
+    assert cell["trained_on"] == run["machine"] and cell["train_seconds"] == 12.5 and cell["best_step"] == 7
+    assert (cell["row"], cell["seed"], cell["f1"], cell["per_type"]) == ("MSD", 42, 50.0, {})

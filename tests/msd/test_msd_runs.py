@@ -8,6 +8,7 @@ from msd_tiny_run import LABELS, make_run
 from safetensors.torch import load_file
 from transformers import AutoModel
 
+from nerlib.config import machine_summary
 from nerlib.msd.model import MSDConfig, MultiExitTokenClassifier
 from nerlib.msd.runs import load_run, save_run
 from nerlib.msd.train import TrainLog, trainable_state
@@ -44,6 +45,7 @@ def test_run_folder_is_a_compact_model_folder(tmp_path):
     assert "encoder.embeddings.word_embeddings.weight" not in stored and "heads.0.weight" in stored
     again, again_info = load_run(folder)
     assert again_info["role"] == "teacher" and again_info["log"]["steps"] == 3
+    assert again_info["machine"] == machine_summary()  # which runs can be compared bit for bit
     _same_weights(model, again)
 
 

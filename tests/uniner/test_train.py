@@ -8,7 +8,7 @@ import pytest
 import torch
 from uniner_tiny_lm import tiny_examples, tiny_model, tiny_tokenizer
 
-from nerlib.config import UniNERSettings
+from nerlib.config import UniNERSettings, machine_summary
 from nerlib.uniner import pipeline as P
 from nerlib.uniner import train as T
 from nerlib.uniner.conversations import ConversationDataset
@@ -53,6 +53,7 @@ def test_full_fine_tuning_lowers_the_loss(tmp_path):
     result = T.fit(model, tok, EXAMPLES, tmp_path / "full", SETTINGS, seed=0, progress=False)
     after = mean_loss(model, tok)
     assert result.global_step == 20 and result.tokens_seen > 0 and result.tokens_per_second > 0
+    assert result.machine == machine_summary()
     assert after < before - 1.0, (before, after)
     assert (tmp_path / "full" / "config.json").exists()
 
