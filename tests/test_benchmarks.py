@@ -160,3 +160,34 @@ def test_committed_msd_cell_log_matches_the_small_profile_grid():
     seed_42 = {(r["row"], r["target"]) for r in records if r["seed"] == 42}
     assert seed_42 >= {("MSD", "conll2002_es"), ("w/o all", "conll2002_nl")}
     assert all(0 <= json.loads(line)["f1"] <= 100 for line in lines)
+
+
+def test_reproducibility_compares_snapshots_losses_and_f1(tmp_path):
+    """The reproducibility benchmark's comparison, on two hand-made runs: equal runs are bit-equal, a run whose
+    weights moved by 0.25 at step 10 only and whose second loss differs is reported so."""
+    import torch
+    from safetensors.torch import save_file
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import reproducibility as bench
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert bench.snapshots(100) == [1, 10, 100] and bench.snapshots(12) == [1, 10, 12] and bench.snapshots(1) == [1]
+    weights = {"w": torch.tensor([1.0, -2.0]), "empty": torch.zeros(0)}
+    for name, moved, losses, f1 in (("a", 0.0, [2.0, 1.5, 1.0], 50.0), ("b", 0.25, [2.0, 1.25, 1.0], 49.0)):
+        (tmp_path / name).mkdir()
+        for step in bench.snapshots(10):
+            shift = moved if step == 10 else 0.0
+            save_file({"w": weights["w"] + shift, "empty": weights["empty"]},
+                      str(tmp_path / name / f"step-{step}.safetensors"))
+        (tmp_path / name / "run.json").write_text(json.dumps({"losses": losses, "seconds": 1.0, "f1": {"en": f1},
+                                                               "machine": name}))
+    same = bench.compare(tmp_path / "a", tmp_path / "a", 10)
+    assert same["bit_equal"] and same["max_abs_weight_diff"] == {1: 0.0, 10: 0.0}
+    assert same["first_loss_differs_at_step"] is None and same["f1_diff"] == {"en": 0.0}
+    other = bench.compare(tmp_path / "a", tmp_path / "b", 10)
+    assert not other["bit_equal"] and other["max_abs_weight_diff"] == {1: 0.0, 10: 0.25}
+    assert other["first_loss_differs_at_step"] == 2 and other["f1_diff"] == {"en": -1.0} and other["machine"] == "b"
+    with pytest.raises(ValueError, match="differently named"):
+        bench.weight_difference({"w": weights["w"]}, {"v": weights["w"]})
