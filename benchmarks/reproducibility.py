@@ -1,6 +1,7 @@
 """Same settings, same seed, another processor: how far apart two trainings of the MSD teacher end.
 
-    NERLIB_DATA_DIR=... HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/reproducibility.py [--steps 40]
+    NERLIB_DATA_DIR=... HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/reproducibility.py [--steps 200] \
+        [--eval-sentences 500] [--runs reference "generic kernels"] [--name reproducibility]
 
 Trains the small profile's single-exit teacher (its encoder, data, batch size and learning rate, no dev selection)
 for ``--steps`` steps, several times, each in a fresh process with the same seed:
@@ -12,11 +13,12 @@ for ``--steps`` steps, several times, each in a fresh process with the same seed
   ``ONEDNN_MAX_CPU_ISA=SSE41``, ``MKL_ENABLE_INSTRUCTIONS=SSE4_2``), as on an older processor. The AVX2 and AVX-512
   machines a reader may use differ the same way: their kernels add in another order.
 
-For each run it records the loss per step and the trained tensors, and reports against the reference the largest
-difference of any trained weight and the first step whose loss differs. Writes
-``benchmarks/results/reproducibility.{json,md}``. The point for the results pages: a model trained again with the
-same settings and seed is the same model only on the same processor with the same thread count; elsewhere it is
-another sample of the same training, so differences of about a point between single runs are noise.
+For each run it records the loss per step, the trained tensors after steps 1, 10, 100, ... and the last, and the
+F1 of the final model on the first ``--eval-sentences`` test sentences of the source and target languages; it
+reports against the reference the largest difference of any trained weight at each of those steps, the first step
+whose loss differs and the F1 differences. Writes ``benchmarks/results/<name>.{json,md}``. The question for the
+results pages: is a model trained again with the same settings and seed the same model, on this processor and on
+another?
 """
 
 from __future__ import annotations
@@ -69,8 +71,10 @@ def train_once(steps: int, threads: int, out: Path, eval_sentences: int) -> None
     tokenizer = load_tokenizer(s.encoder)
     data = _load(s.source, "train", s.batch_size * steps)
 
+    kept = set(snapshots(steps))
+
     def snapshot(done: int) -> None:
-        if done in snapshots(steps):
+        if done in kept:
             state = {k: v.detach().contiguous() for k, v in trainable_state(model).items()}
             save_file(state, str(out / f"step-{done}.safetensors"))
 
@@ -106,7 +110,7 @@ def compare(reference: Path, other: Path, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--eval-sentences", type=int, default=500, help="first N test sentences per language")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--name", default="reproducibility")
