@@ -118,8 +118,9 @@ def main() -> None:
         md += f"\n\n![The grid with error bars, the paper's numbers as black marks]({name}.png)"
     if teachers:
         md += ("\n\nThe teachers of these seeds as `benchmarks/msd_teacher.py` trained and scored them (first test "
-               "sentences as above). Training is not bit-reproducible on the CPU: a teacher retrained with the same seed "
-               "for the grid can differ by a point or more (compare its 'direct transfer' cells).\n\n"
+               "sentences as above). A teacher retrained with the same seed for the grid on another machine (other CPU kernels "
+               "or thread count) can differ by about a point (`reproducibility_750_steps.md`; compare its 'direct "
+               "transfer' cells).\n\n"
                "| seed | teacher | source F1 | " + " | ".join(s.targets) + " |\n|---|---|---|" + "---|" * len(s.targets)
                + "".join(f"\n| {t['seed']} | {'multi-exit' if t['multi_exit'] else 'single exit'} | {t['source_f1']} | "
                          + " | ".join(str(t["target_f1"].get(x, "")) for x in s.targets) + " |" for t in teachers))

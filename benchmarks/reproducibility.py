@@ -56,11 +56,10 @@ def train_once(steps: int, threads: int, out: Path, eval_sentences: int) -> None
 
     torch.set_num_threads(threads)
     from nerlib.config import get_profile, machine_summary, set_seed
-    from nerlib.data import tags
+    from nerlib.data import load, tags
     from nerlib.models import load_tokenizer
     from nerlib.msd.model import MultiExitTokenClassifier
     from nerlib.msd.predict import evaluate
-    from nerlib.msd.runs import _load
     from nerlib.msd.train import train_teacher, trainable_state
 
     profile = get_profile()
@@ -69,7 +68,7 @@ def train_once(steps: int, threads: int, out: Path, eval_sentences: int) -> None
     model = MultiExitTokenClassifier.from_encoder(s.encoder, tags.tag_names(("LOC", "MISC", "ORG", "PER")),
                                                   s.first_exit_layer, False)
     tokenizer = load_tokenizer(s.encoder)
-    data = _load(s.source, "train", s.batch_size * steps)
+    data = load(s.source, "train", limit=s.batch_size * steps)
 
     kept = set(snapshots(steps))
 
@@ -80,7 +79,7 @@ def train_once(steps: int, threads: int, out: Path, eval_sentences: int) -> None
 
     log = train_teacher(model, tokenizer, data, s, None, profile.seed, None, progress=False, on_step=snapshot)
     model.eval()
-    f1 = {name: evaluate(model, tokenizer, _load(name, "test", eval_sentences), s.eval_max_length,
+    f1 = {name: evaluate(model, tokenizer, load(name, "test", limit=eval_sentences), s.eval_max_length,
                          s.eval_batch_size, progress=False)["f1"] for name in (s.source, *s.targets)}
     (out / "run.json").write_text(json.dumps({"losses": log.losses, "seconds": log.seconds, "f1": f1,
                                               "machine": machine_summary()}))
