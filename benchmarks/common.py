@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -34,7 +35,7 @@ def provenance(profile: str, **extra: Any) -> dict:
     from nerlib.config import machine_summary  # imports torch: here, so that a script's --help need not wait
 
     return {
-        "command": " ".join(["python", shown] + sys.argv[1:]),
+        "command": shlex.join(["python", shown, *sys.argv[1:]]),
         "git_commit": commit,
         "profile": profile,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

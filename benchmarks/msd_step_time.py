@@ -25,8 +25,7 @@ import torch
 
 from common import provenance, write
 from nerlib.config import get_profile, set_seed
-from nerlib.data import load
-from nerlib.data import tags
+from nerlib.data import load, registry
 from nerlib.models import load_tokenizer
 from nerlib.msd import train as T
 from nerlib.msd import variants as V
@@ -45,7 +44,7 @@ def main() -> None:
     profile = get_profile()
     s = dataclasses.replace(profile.msd, teacher_steps=args.steps, student_steps=args.steps, eval_every=0,
                             warmup_ratio=0.0, mmd_batch_size=args.mmd_batch or profile.msd.mmd_batch_size)
-    labels = tags.tag_names(("LOC", "MISC", "ORG", "PER"))
+    labels = registry.get(s.source).tag_names
     tok = load_tokenizer(s.encoder)
     n = s.batch_size * args.steps
     source = load(s.source, "train", n)

@@ -74,6 +74,9 @@ def test_common_writes_json_and_markdown_with_a_provenance_footer(tmp_path, monk
     md = md_path.read_text()
     assert md.startswith("| name | f1 |\n|---|---|\n| ai | 0.50 |\n\nMeasured with `python ")
     assert f"at commit `{prov['git_commit']}`, profile `small`, {prov['date']}, {prov['machine']}.\n" in md
+    # the command is recorded so that it can be pasted back: an argument with a space keeps its quotes
+    monkeypatch.setattr(common.sys, "argv", [str(common.ROOT / "benchmarks" / "demo.py"), "--runs", "cold model cache"])
+    assert common.provenance("small")["command"] == "python benchmarks/demo.py --runs 'cold model cache'"
 
 
 def _strings(value):

@@ -186,7 +186,7 @@ def _loop(model, step_loss, n_steps: int, settings: MSDSettings, lr: float, dev_
         value = loss.detach().item()
         log.step_seconds.append(time.perf_counter() - tick)
         log.losses.append(value)
-        bar.set_postfix(loss=f"{value:.4f}")
+        bar.set_postfix(loss=f"{value:.4f}", refresh=False)  # drawn at tqdm's own interval
         done = step + 1
         save = checkpoint is not None and every > 0 and done % every == 0 and done < n_steps
         if dev_eval is not None and settings.eval_every > 0 and (done % settings.eval_every == 0 or done == n_steps):
