@@ -344,6 +344,30 @@ def test_cache_converts_once_and_never_leaves_half_folders(temp_cache):
     assert len(calls) == 2 and json.loads((folder / cache.MARKER).read_text())["source"] == "v2"
 
 
+def test_conversion_leaves_the_callers_random_state_alone(temp_cache):
+    """A cold cache must not shift the draws after it: a conversion that builds (and so randomly initialises) a
+    model leaves torch's, NumPy's and Python's generators where the caller left them, as a warm cache does."""
+    import random
+
+    def draws() -> tuple:
+        return torch.rand(3).tolist(), np.random.rand(2).tolist(), random.random()
+
+    def consuming(dest):
+        torch.nn.Linear(8, 8)  # random initialisation, as building a model from its config does
+        np.random.rand(5)
+        random.random()
+        return {}
+
+    torch.manual_seed(0), np.random.seed(0), random.seed(0)
+    expected = draws()
+    torch.manual_seed(0), np.random.seed(0), random.seed(0)
+    cache.converted("toy", consuming, source="v1")  # cold: converts
+    assert draws() == expected
+    torch.manual_seed(0), np.random.seed(0), random.seed(0)
+    cache.converted("toy", consuming, source="v1")  # warm: loads
+    assert draws() == expected
+
+
 def test_cache_concurrent_callers_convert_once(temp_cache):
     import threading
     import time

@@ -80,6 +80,28 @@ def models_dir() -> Path:
     return path
 
 
+@contextlib.contextmanager
+def preserved_random_state():
+    """Run a block without touching the caller's random number generators (Python, NumPy, torch CPU).
+
+    A conversion builds models from a config, which draws their initial weights from the global generators. Without
+    this, the first use of a model on a machine (cache cold) would shift every draw after it, so a head initialised
+    right after loading the encoder would differ between the first run and every later one from the same seed.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
 def read_marker(folder: Path) -> dict | None:
     """The marker of a finished conversion, or ``None`` if the folder is missing, unfinished or from an old format."""
     try:
@@ -109,7 +131,7 @@ def converted(name: str, convert: Callable[[Path], dict], source: str = "") -> P
         tmp.mkdir(parents=True)
         try:
             start = time.perf_counter()
-            with quiet_transformers():
+            with quiet_transformers(), preserved_random_state():
                 info = convert(tmp)
             record = {"format": FORMAT_VERSION, "name": name, "source": source,
                       "seconds": round(time.perf_counter() - start, 1), **info}
