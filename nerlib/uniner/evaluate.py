@@ -260,6 +260,7 @@ def evaluate_domains(
     eos: str | None = None,
     variant: str = "per_type",
     split: str = "test",
+    resolve_types: bool = False,
 ) -> "Any":
     """One row per domain and an ``average`` row, a ``pandas.DataFrame`` indexed by domain: strict and partial F1 in
     percent with a 95% bootstrap interval of strict F1 over passages (``f1_low``, ``f1_high``; the average row's
@@ -267,19 +268,28 @@ def evaluate_domains(
     (``empty_pred_share``, ``empty_gold_share``, percent) and seconds. ``cache_dir`` keeps per-domain prediction
     files for resuming. ``split="validation"`` asks the domains' validation passages instead of the test ones (to
     choose settings without looking at the test set). ``table.attrs["passage_counts"]`` keeps each domain's
-    per-passage counts, for :func:`f1_difference`."""
+    per-passage counts, for :func:`f1_difference`, and ``table.attrs["predictions"]`` the scored answers of each
+    domain by record id. ``resolve_types`` scores the answers after
+    :func:`nerlib.uniner.resolve.resolve_predictions` (one type per mention; cached beside the predictions as
+    ``<domain>.resolved.jsonl``)."""
     import pandas as pd
 
     from nerlib.metrics import bootstrap_f1
 
     rows = []
-    counts = []
+    counts, answers = [], []
     for domain in domains:
         passages = read_eval_file(eval_file(domain, split), limit)
         cache = Path(cache_dir) / f"{domain}.jsonl" if cache_dir is not None else None
         start = time.perf_counter()
         preds = predict(model, tokenizer, passages, max_new_tokens, shared_prefix, cache, progress, eos, variant)
+        if resolve_types:
+            from nerlib.uniner.resolve import resolve_predictions
+
+            resolved = Path(cache_dir) / f"{domain}.resolved.jsonl" if cache_dir is not None else None
+            preds = resolve_predictions(model, tokenizer, passages, preds, resolved, progress, eos)
         seconds = time.perf_counter() - start
+        answers.append(preds)
         counts.append(passage_counts(passages, preds))
         rows.append({"domain": domain, **score(passages, preds, counts[-1]), "seconds": seconds})
     table = pd.DataFrame(rows).set_index("domain")
@@ -294,6 +304,7 @@ def evaluate_domains(
         table.loc["average", ["f1_low", "f1_high"]] = [100 * low, 100 * high]
     table = table.round(2)
     table.attrs["passage_counts"] = dict(zip(domains, counts))
+    table.attrs["predictions"] = dict(zip(domains, answers))  # the scored answers by record id, per domain
     return table
 
 
