@@ -350,7 +350,8 @@ def cmd_uniner_extract(args: argparse.Namespace) -> JsonLines:
     fn = library_function("nerlib.uniner.extract", "extract_texts", "uniner extract")
     texts = _texts(args)
     return JsonLines(fn(args.model, args.types, texts, max_new_tokens=args.max_new_tokens,
-                        max_passage_tokens=args.max_passage_tokens))
+                        max_passage_tokens=args.max_passage_tokens,
+                        one_type_per_mention=args.one_type_per_mention))
 
 
 def _card_scores(args: argparse.Namespace, command: str) -> dict | None:
@@ -622,6 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=positive_int, default=64, metavar="N", help="answer budget per type")
     p.add_argument("--max-passage-tokens", type=positive_int, default=256, metavar="N",
                    help="longer texts are cut into windows of at most N tokens (default: 256)")
+    p.add_argument("--one-type-per-mention", action="store_true",
+                   help="a mention answered under several types keeps only the type the model was most sure of")
     _common(p)
     p.set_defaults(func=cmd_uniner_extract)
     p = usub.add_parser("export", help="merge a LoRA student into a plain causal LM folder with a model card",

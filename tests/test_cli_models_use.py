@@ -121,6 +121,12 @@ def test_uniner_extract_text_and_input(student, tmp_path, capsys):
     assert [o["text"] for o in _lines(capsys)] == ["Paris .", "Berlin ."]
     assert cli.main(["uniner", "extract", "--model", str(student), "--types", "x"]) == cli.EXIT_USAGE
     assert "exactly one of --text or --input" in capsys.readouterr().err
+    # with one type per mention, no span carries two types
+    assert cli.main(["uniner", "extract", "--model", str(student), "--types", "person,location", "--text", text,
+                     "--max-new-tokens", "6", "--one-type-per-mention"]) == 0
+    (out,) = _lines(capsys)
+    spans = [(e["start"], e["end"]) for e in out["entities"]]
+    assert len(spans) == len(set(spans))
 
 
 def test_uniner_make_eval_and_evaluate(student, tmp_path, capsys, fixtures):

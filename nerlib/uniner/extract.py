@@ -13,7 +13,9 @@ mention strings, as in the official code. :class:`Extractor` turns those strings
    start and end at word boundaries (``Paris`` is not found inside ``Parisian``). **A repeated string yields every
    occurrence**: the model names a mention, not a position, so ``["Paris"]`` marks each word-bounded ``Paris`` in
    the window. Within one type, a span inside a longer span of that type is dropped (``York`` inside ``New
-   York``); the same span may carry several types. Strings that occur nowhere (paraphrases, hallucinations) are reported as ``unmatched``.
+   York``); the same span may carry several types, unless ``one_type_per_mention`` keeps each mention under the
+   type the student was most confident of (:mod:`nerlib.uniner.resolve`). Strings that occur nowhere
+   (paraphrases, hallucinations) are reported as ``unmatched``.
 4. Window results are shifted to text offsets and merged in text order; every returned entity satisfies
    ``text[start:end] == entity["text"]`` (tested).
 """
@@ -150,10 +152,12 @@ def _strip(offset: int, piece: str) -> list[tuple[int, str]]:
 class Extractor:
     """A trained UniversalNER student (LoRA adapter, merged/exported model or a model name) that extracts
     entities of any types from raw text. ``max_passage_tokens`` caps a window (the course trains on 256-token
-    passages); the model's context also bounds it."""
+    passages); the model's context also bounds it. ``one_type_per_mention`` resolves a mention named under several
+    types of one window to one type (:func:`nerlib.uniner.resolve.resolve_passage`)."""
 
     def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = 64, max_passage_tokens: int = 256,
-                 max_length: int | None = None) -> None:
+                 max_length: int | None = None, one_type_per_mention: bool = False) -> None:
+        self.one_type_per_mention = one_type_per_mention
         self.model = model
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
@@ -206,6 +210,10 @@ class Extractor:
         for offset, window in windows(text, self._n_tokens, self.passage_budget(types)):
             answers = answer(self.model, self.tokenizer, window, types, max_new_tokens=self.max_new_tokens,
                              max_length=self.max_length)
+            if self.one_type_per_mention:
+                from nerlib.uniner.resolve import resolve_passage
+
+                answers, _ = resolve_passage(self.model, self.tokenizer, window, list(zip(types, answers)))
             found, missing = answers_to_entities(window, types, answers, offset)
             entities.update(found)
             unmatched += missing

@@ -72,6 +72,23 @@ def test_extractor_merges_windows_with_text_offsets(monkeypatch):
     assert [e["start"] for e in out["entities"]] == sorted(e["start"] for e in out["entities"])
 
 
+def test_extractor_one_type_per_mention_keeps_the_more_confident_type(monkeypatch):
+    from uniner_tiny_lm import tiny_model, tiny_tokenizer
+
+    from nerlib.uniner import resolve
+
+    monkeypatch.setattr("nerlib.uniner.infer.answer", lambda model, tok, passage, types, **kw:
+                        ['["Paris", "Barack Obama"]' for _ in types])  # every mention under both types
+    sure = {("person", "barack obama"), ("location", "paris")}
+    monkeypatch.setattr(resolve, "mention_logprob", lambda model, tok, passage, t, answer, spans, *a: [
+        -0.1 if (t, resolve.normalize_answer(answer[s:e])) in sure else -3.0 for s, e in spans])
+    text = "Barack Obama visited Paris."
+    both = X.Extractor(tiny_model(), tiny_tokenizer()).extract(text, "person, location")["entities"]
+    assert len(both) == 4  # each mention under both types
+    one = X.Extractor(tiny_model(), tiny_tokenizer(), one_type_per_mention=True).extract(text, "person, location")
+    assert [(e["type"], e["text"]) for e in one["entities"]] == [("person", "Barack Obama"), ("location", "Paris")]
+
+
 def test_extractor_runs_a_real_tiny_model_from_a_folder(tmp_path):
     from uniner_tiny_lm import tiny_model, tiny_tokenizer
 
