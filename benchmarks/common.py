@@ -88,6 +88,32 @@ def domain_figure(tables: dict, name: str, alt: str, title: str | None = None, *
     return f"\n\n![{alt}]({name}.png)"
 
 
+def crossner_arguments(parser: Any, split: str | None = "test") -> None:
+    """Add the options every UniversalNER benchmark shares: ``--domains``, ``--passages``, ``--threads`` and, unless
+    ``split`` is None, ``--split`` with that default. :func:`crossner_setup` reads them."""
+    parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
+    parser.add_argument("--passages", type=int, default=None,
+                        help="first N passages per domain (0: all; default: the profile's, as the chapters)")
+    if split is not None:
+        parser.add_argument("--split", choices=["test", "validation"], default=split,
+                            help="CrossNER split to score (validation: where settings are chosen)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (one per process on a shared CPU)")
+
+
+def crossner_setup(args: Any) -> tuple[Any, int | None]:
+    """Set the threads, quieten the libraries, and return the profile (``NERLIB_PROFILE``) and the number of passages
+    per domain to score, from the options of :func:`crossner_arguments`."""
+    import torch
+
+    from nerlib.config import get_profile
+    from nerlib.course import quiet_libraries
+
+    torch.set_num_threads(args.threads)
+    quiet_libraries()
+    profile = get_profile()
+    return profile, passages_limit(args.passages, profile)
+
+
 def passages_limit(passages: int | None, profile: Any) -> int | None:
     """First N passages per CrossNER domain for a UniversalNER benchmark: ``--passages`` when given (0: all), else
     the profile's ``eval_passages_per_domain``, the number the chapters evaluate."""

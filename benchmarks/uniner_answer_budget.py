@@ -16,10 +16,9 @@ import argparse
 import dataclasses
 
 import matplotlib
-import torch
 
-from common import (DOMAINS, SCORE_HEADER, SCORE_NOTE, differences_table, domain_figure, domain_scores,
-                    passages_limit, provenance, score_cells, train_summary, write)
+from common import (SCORE_HEADER, SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure,
+                    domain_scores, provenance, score_cells, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -27,32 +26,22 @@ matplotlib.use("Agg")  # files only
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budgets", nargs="+", type=int, default=[32, 128], help="max_new_tokens values to score")
-    parser.add_argument("--split", choices=["test", "validation"], default="validation",
-                        help="CrossNER split to score (validation: where settings are chosen)")
-    parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
-    parser.add_argument("--passages", type=int, default=None,
-                        help="first N passages per domain (0: all; default: the profile's)")
+    crossner_arguments(parser, split="validation")
     parser.add_argument("--strategy", choices=["none", "uniform", "frequency"], default="frequency",
                         help="the student's negative sampling (chapter 4's students)")
     parser.add_argument("--supervised", action="store_true", help="the teacher + supervised student (chapter 5)")
     parser.add_argument("--name", default="uniner_answer_budget")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     if any(b < 1 for b in args.budgets):
         parser.error(f"--budgets must be positive, got {args.budgets}")
-    torch.set_num_threads(args.threads)
+    profile, limit = crossner_setup(args)
 
-    from nerlib.config import get_profile
-    from nerlib.course import quiet_libraries
     from nerlib.uniner.evaluate import f1_difference
     from nerlib.uniner.pipeline import student_name, train_and_evaluate
 
-    quiet_libraries()
-    profile = get_profile()
     u = dataclasses.replace(profile.uniner, negative_sampling=args.strategy, max_steps=-1,
                             supervised_datasets=profile.uniner.supervised_datasets if args.supervised else (),
                             eval_domains=tuple(args.domains))
-    limit = passages_limit(args.passages, profile)
     tables, rows, record = {}, [], None
     for budget in args.budgets:  # max_new_tokens is not in the training key: one model, one folder of answers each
         table, record = train_and_evaluate(profile, dataclasses.replace(u, max_new_tokens=budget), limit=limit,

@@ -19,38 +19,27 @@ import argparse
 import dataclasses
 
 import matplotlib
-import torch
 
-from common import (DOMAINS, SCORE_HEADER, SCORE_NOTE, differences_table, domain_figure, domain_scores,
-                    passages_limit, provenance, score_cells, train_summary, write)
+from common import (SCORE_HEADER, SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure,
+                    domain_scores, provenance, score_cells, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
-    parser.add_argument("--passages", type=int, default=None,
-                        help="first N passages per domain (0: all; default: the profile's, as chapter 4)")
+    crossner_arguments(parser, split="test")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one epoch)")
     parser.add_argument("--strategies", nargs="+", default=["none", "uniform", "frequency"],
                         help="none, uniform, frequency, each optionally with +definitions")
     parser.add_argument("--name", default="uniner_negatives")
-    parser.add_argument("--split", choices=["test", "validation"], default="test",
-                        help="CrossNER split to score (validation: where settings are chosen)")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    profile, limit = crossner_setup(args)
 
-    from nerlib.config import get_profile
-    from nerlib.course import quiet_libraries
     from nerlib.uniner.evaluate import f1_difference
     from nerlib.uniner.pile import load_type_definitions, with_definitions
     from nerlib.uniner.pipeline import build_training_examples, student_name, train_and_evaluate
 
-    quiet_libraries()
-    profile = get_profile()
-    limit = passages_limit(args.passages, profile)
     rows, train, tables = [], {}, {}
     for strategy in args.strategies:
         sampling, _, data = strategy.partition("+")

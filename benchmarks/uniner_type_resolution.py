@@ -19,10 +19,9 @@ import argparse
 import dataclasses
 
 import matplotlib
-import torch
 
-from common import (DOMAINS, SCORE_HEADER, SCORE_NOTE, differences_table, domain_figure, domain_scores,
-                    markdown_table, passages_limit, provenance, score_cells, train_summary, write)
+from common import (SCORE_HEADER, SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure,
+                    domain_scores, markdown_table, provenance, score_cells, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -31,24 +30,16 @@ ROWS = {False: "answers as written", True: "one type per mention"}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
-    parser.add_argument("--passages", type=int, default=None,
-                        help="first N passages per domain (default: the profile's eval_passages_per_domain; 0: all)")
+    crossner_arguments(parser, split=None)
     parser.add_argument("--splits", nargs="+", choices=["validation", "test"], default=["validation", "test"])
     parser.add_argument("--name", default="uniner_type_resolution")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    profile, limit = crossner_setup(args)
 
-    from nerlib.config import get_profile
-    from nerlib.course import quiet_libraries
-    from nerlib.uniner.evaluate import eval_file, f1_difference, read_eval_file
-    from nerlib.uniner.resolve import type_confusions
+    from nerlib.uniner.evaluate import f1_difference
+    from nerlib.uniner.resolve import domain_confusions
     from nerlib.uniner.pipeline import train_and_evaluate
 
-    quiet_libraries()
-    profile = get_profile()
-    limit = passages_limit(args.passages, profile)
     u = dataclasses.replace(profile.uniner, negative_sampling="frequency", supervised_datasets=(), max_steps=-1,
                             eval_domains=tuple(args.domains))
     rows, differences, confusions, figures, train = [], [], [], "", {}
@@ -61,10 +52,8 @@ def main() -> None:
             for domain in table.index:
                 rows.append({"split": split, "answers": ROWS[resolve], "domain": domain,
                              **domain_scores(table.loc[domain])})
-            counts = [type_confusions(read_eval_file(eval_file(d, split), limit), table.attrs["predictions"][d])
-                      for d in args.domains]
             confusions.append({"split": split, "answers": ROWS[resolve],
-                               **{k: sum(c[k] for c in counts) for k in counts[0]}})
+                               **domain_confusions(table).sum().astype(int).to_dict()})
         differences.append({"split": split, **f1_difference(tables[ROWS[True]], tables[ROWS[False]])})
         if len(args.domains) > 1:
             figures += domain_figure(tables, f"{args.name}_{split}", f"Strict F1 per domain, {split} passages",

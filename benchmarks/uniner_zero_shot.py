@@ -14,43 +14,32 @@ import argparse
 import dataclasses
 
 import matplotlib
-import torch
 
-from common import (DOMAINS, SCORE_HEADER, SCORE_NOTE, domain_figure, domain_scores, passages_limit, provenance,
-                    score_cells, train_summary, write)
+from common import (SCORE_HEADER, SCORE_NOTE, crossner_arguments, crossner_setup, domain_figure, domain_scores,
+                    provenance, score_cells, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
-    parser.add_argument("--passages", type=int, default=None,
-                        help="first N passages per domain (0: all; default: the profile's, as the chapters)")
+    crossner_arguments(parser, split="test")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one epoch)")
     parser.add_argument("--max-passages", type=int, default=None, help="teacher passages (default: profile)")
     parser.add_argument("--student", default=None, help="student model (short name, hub name or folder; "
                         "default: the profile's)")
     parser.add_argument("--name", default="uniner_zero_shot")
-    parser.add_argument("--split", choices=["test", "validation"], default="test",
-                        help="CrossNER split to score (validation: where settings are chosen)")
     parser.add_argument("--skip-base", action="store_true",
                         help="score only the tuned student (the untuned one answers in prose: slow on a CPU)")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    profile, limit = crossner_setup(args)
 
-    from nerlib.config import get_profile
-    from nerlib.course import quiet_libraries
     from nerlib.uniner.pipeline import evaluate_base, train_and_evaluate
 
-    quiet_libraries()
-    profile = get_profile()
     u = profile.uniner
     u = dataclasses.replace(u, student=args.student or u.student,
                             max_steps=args.steps if args.steps is not None else -1,
                             max_passages=args.max_passages or u.max_passages, eval_domains=tuple(args.domains))
-    limit = passages_limit(args.passages, profile)
     # the tuned student first: on a CPU the untuned one (which answers in prose until the token budget) takes as long
     # the model chapter 5 loads (same settings, so the same cache key)
     tuned, record = train_and_evaluate(profile, u, limit=limit, split=args.split)

@@ -122,6 +122,32 @@ def test_domain_scores_and_their_table_cells():
     assert len(cells.split(" | ")) == len(common.SCORE_HEADER.split(" | "))
 
 
+def test_crossner_options_give_the_profiles_passages_unless_told(monkeypatch):
+    import argparse
+
+    import torch
+
+    common = _common()
+    parser = argparse.ArgumentParser()
+    common.crossner_arguments(parser, split="validation")
+    args = parser.parse_args(["--domains", "ai", "music", "--passages", "0"])
+    assert (args.domains, args.split, args.threads) == (["ai", "music"], "validation", 1)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--split", "train"])
+    monkeypatch.setenv("NERLIB_PROFILE", "smoke")
+    threads = torch.get_num_threads()
+    try:
+        profile, limit = common.crossner_setup(args)
+        assert profile.name == "smoke" and limit is None  # --passages 0: every passage
+        assert common.crossner_setup(parser.parse_args([]))[1] == profile.uniner.eval_passages_per_domain
+        assert common.crossner_setup(parser.parse_args(["--passages", "3"]))[1] == 3
+    finally:
+        torch.set_num_threads(threads)
+    bare = argparse.ArgumentParser()
+    common.crossner_arguments(bare, split=None)  # a script with its own --splits
+    assert not hasattr(bare.parse_args([]), "split")
+
+
 def test_time_breakdown_of_a_training_step_adds_up():
     """The throughput benchmark's profile of one step, on a tiny LLaMA with LoRA: the shares cover the whole step,
     the matrix multiplies are found and counted, and LoRA's dropout shows up as random-number time."""

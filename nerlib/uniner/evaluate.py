@@ -268,8 +268,8 @@ def evaluate_domains(
     (``empty_pred_share``, ``empty_gold_share``, percent) and seconds. ``cache_dir`` keeps per-domain prediction
     files for resuming. ``split="validation"`` asks the domains' validation passages instead of the test ones (to
     choose settings without looking at the test set). ``table.attrs["passage_counts"]`` keeps each domain's
-    per-passage counts, for :func:`f1_difference`, and ``table.attrs["predictions"]`` the scored answers of each
-    domain by record id. ``resolve_types`` scores the answers after
+    per-passage counts, for :func:`f1_difference`, ``table.attrs["predictions"]`` the scored answers of each
+    domain by record id, and ``split`` and ``limit`` which passages they answer. ``resolve_types`` scores the answers after
     :func:`nerlib.uniner.resolve.resolve_predictions` (one type per mention; cached beside the predictions as
     ``<domain>.resolved.jsonl``)."""
     import pandas as pd
@@ -305,6 +305,7 @@ def evaluate_domains(
     table = table.round(2)
     table.attrs["passage_counts"] = dict(zip(domains, counts))
     table.attrs["predictions"] = dict(zip(domains, answers))  # the scored answers by record id, per domain
+    table.attrs["split"], table.attrs["limit"] = split, limit  # which passages were asked
     return table
 
 
