@@ -24,8 +24,9 @@ from common import RESULTS, ROOT, provenance, teacher_budget, write
 matplotlib.use("Agg")  # files only
 from nerlib.config import MSDSettings, get_profile
 from nerlib.msd.ablation import (CONTROLS, EXPERIMENTS, ROWS, ablation_markdown, ablation_records, ablation_table,
-                                 cell_stats, cell_stats_markdown, complete_seeds, experiment, mean_interval, msd_gain, paired_gains, per_seed_table,
-                                 plot_ablation, run_ablation, with_settings)
+                                 cell_stats, cell_stats_markdown, complete_seeds, experiment, mean_interval, msd_gain,
+                                 paired_gains, part_gains, per_seed_table, plot_ablation, run_ablation, with_settings)
+from nerlib.msd.paper import paper_gain
 
 # Budget overrides (a reduced grid when the profile's budget does not fit the time available); None = profile's.
 OVERRIDES = {"teacher_steps": int, "student_steps": int, "train_sentences": int, "unlabeled_sentences": int,
@@ -134,6 +135,20 @@ def main() -> None:
                + (f"; mean {interval[0]:+.2f} over {len(gains)} seeds, 95% t-interval [{interval[1]:+.2f}, "
                   f"{interval[2]:+.2f}]" if interval else "")
                + ".")
+    parts = part_gains(records, s.targets)
+    record["msd_minus_row"] = json.loads(parts.to_json(orient="records"))
+    if not parts.empty:
+        columns = [c for c in per_seed_table([], s.targets).columns]
+        cells = {(p.variant, p.column): f"{p.mean:+.2f} ({'; '.join(f'{k}: {v:+.2f}' for k, v in p.per_seed.items())})"
+                 for p in parts.itertuples()}
+        md += ("\n\nWhat each part adds: MSD minus the row, paired by seed (same seed, same target; the mean over the "
+               "seeds where both cells ran, then in brackets seed: difference)."
+               + (" The paper's Table 1 on the es/nl average: "
+                  + ", ".join(f"MSD minus {row} {paper_gain(worse=row):+.2f}" for row in ROWS[1:5]) + "."
+                  if args.experiment == "conll" else "")
+               + "\n\n| variant | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns)
+               + "".join(f"\n| {row} | " + " | ".join(cells.get((row, c), "") for c in columns) + " |"
+                         for row in dict.fromkeys(parts["variant"])))
     control = ablation_records(profile, None, args.seeds, CONTROLS, out_dir=args.log_dir)
     if control:
         rows = ("MSD", *CONTROLS, "w/o all")

@@ -183,6 +183,26 @@ def paired_gains(records: Sequence[dict], targets: Sequence[str], better: str = 
     return gains
 
 
+def part_gains(records: Sequence[dict], targets: Sequence[str], rows: Sequence[str] = ROWS[1:5],
+               better: str = "MSD") -> pd.DataFrame:
+    """What each part of MSD adds: ``better`` minus each of ``rows``, paired by seed, for every target and for the
+    target average, over the seeds where both cells ran (a grid run in parts pairs what it has). One line per
+    (variant, column): ``n`` seeds, the ``mean`` difference and each seed's ``per_seed`` difference."""
+    by_seed = per_seed_table(records, targets, (better, *rows))
+    lines = []
+    for row in rows:
+        for column in [*[_lang(t) for t in targets], "avg"]:
+            diffs = {}
+            for (variant, seed), a in by_seed.loc[by_seed.index.get_level_values(0) == better, column].items():
+                b = by_seed[column].get((row, seed))
+                if pd.notna(a) and b is not None and pd.notna(b):
+                    diffs[int(seed)] = round(float(a) - float(b), 2)
+            if diffs:
+                lines.append({"variant": row, "column": column, "n": len(diffs),
+                              "mean": round(statistics.fmean(diffs.values()), 2), "per_seed": diffs})
+    return pd.DataFrame(lines, columns=["variant", "column", "n", "mean", "per_seed"])
+
+
 def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean of ``values`` and its two-sided Student-t confidence interval, as ``(mean, low, high)``.
 

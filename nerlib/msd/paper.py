@@ -57,10 +57,12 @@ def paper_f1(row: str, language: str, table: str = "Table 1 (CoNLL)") -> float |
     return TABLES.get(table, {}).get(row, {}).get(language)
 
 
-def paper_gain(languages: tuple[str, ...] = CONLL_LANGUAGES, table: str = "Table 1 (CoNLL)") -> float:
-    """The paper's MSD minus w/o all, averaged over ``languages`` (es and nl: +3.95 F1; with de as well: +3.77)."""
+def paper_gain(languages: tuple[str, ...] = CONLL_LANGUAGES, table: str = "Table 1 (CoNLL)",
+               worse: str = "w/o all") -> float:
+    """The paper's MSD minus ``worse``, averaged over ``languages`` (w/o all on es and nl: +3.95 F1; with de as well:
+    +3.77)."""
     rows = TABLES[table]
-    return sum(rows["MSD"][lang] - rows["w/o all"][lang] for lang in languages) / len(languages)
+    return sum(rows["MSD"][lang] - rows[worse][lang] for lang in languages) / len(languages)
 
 
 def paper_table(table: str = "Table 1 (CoNLL)", languages: tuple[str, ...] | None = None):

@@ -101,6 +101,20 @@ def test_per_seed_table_and_paired_gains():
     assert "nan" not in A.ablation_markdown(t)
 
 
+def test_part_gains_pairs_msd_with_each_row_by_seed_and_target():
+    recs = [_rec("MSD", "conll2002_es", 1, 60.0), _rec("MSD", "conll2002_nl", 1, 70.0),
+            _rec("MSD", "conll2002_nl", 2, 66.0),
+            _rec("w/o MMD^M", "conll2002_nl", 1, 69.0), _rec("w/o MMD^M", "conll2002_nl", 2, 67.0),
+            _rec("w/o MMD^M", "conll2002_es", 2, 50.0),  # no MSD cell to pair with
+            _rec("w/o all", "conll2002_es", 1, 58.0), _rec("w/o all", "conll2002_nl", 1, 69.0)]
+    g = A.part_gains(recs, ["conll2002_es", "conll2002_nl"]).set_index(["variant", "column"])
+    assert g.loc[("w/o MMD^M", "nl"), "per_seed"] == {1: 1.0, 2: -1.0} and g.loc[("w/o MMD^M", "nl"), "mean"] == 0.0
+    assert ("w/o MMD^M", "es") not in g.index and ("w/o MMD^M", "avg") not in g.index  # never paired on es
+    assert g.loc[("w/o all", "avg"), "per_seed"] == {1: 1.5}  # as paired_gains
+    assert g.loc[("w/o all", "es"), "n"] == 1 and ("w/o distillers", "nl") not in g.index
+    assert A.part_gains([], ["conll2002_es"]).empty
+
+
 def test_ablation_records_reads_the_log_without_training(tmp_path, monkeypatch):
     monkeypatch.setattr(A, "evaluate_cell", lambda *a, **k: pytest.fail("must not train"))
     prof = get_profile("smoke")
