@@ -36,8 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     profile, limit = crossner_setup(args)
 
-    from nerlib.uniner.evaluate import f1_difference
-    from nerlib.uniner.resolve import domain_confusions
+    from nerlib.uniner.evaluate import domain_confusions, f1_difference
     from nerlib.uniner.pipeline import train_and_evaluate
 
     u = dataclasses.replace(profile.uniner, negative_sampling="frequency", supervised_datasets=(), max_steps=-1,

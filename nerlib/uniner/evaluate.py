@@ -323,6 +323,20 @@ def averages(tables: dict[str, Any]) -> Any:
     return pd.DataFrame(rows).T
 
 
+def domain_confusions(table: Any) -> "Any":
+    """:func:`nerlib.uniner.resolve.type_confusions` per domain of an :func:`evaluate_domains` table (its scored
+    answers against the same passages), a ``pandas.DataFrame`` with one row per domain; ``.sum()`` gives the total."""
+    import pandas as pd
+
+    from nerlib.uniner.resolve import type_confusions
+
+    missing = [k for k in ("predictions", "split") if k not in table.attrs]
+    if missing:
+        raise ValueError(f"domain_confusions needs a table from evaluate_domains; its attrs lack {missing}")
+    return pd.DataFrame({d: type_confusions(read_eval_file(eval_file(d, table.attrs["split"]), table.attrs["limit"]),
+                                            answers) for d, answers in table.attrs["predictions"].items()}).T
+
+
 def f1_difference(a: Any, b: Any, level: float = 0.95) -> dict:
     """Strict F1 of student ``a`` minus student ``b`` (two :func:`evaluate_domains` tables over the same passages),
     averaged over domains as the tables' ``average`` row, with a paired bootstrap interval over passages

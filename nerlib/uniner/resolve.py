@@ -182,16 +182,3 @@ def type_confusions(passages: Sequence[Any], predictions: dict[str, str]) -> dic
         counts["multi_type_mentions"] += sum(mentions.count(m) > 1 for m in set(mentions))
     return counts
 
-
-def domain_confusions(table: Any) -> "Any":
-    """:func:`type_confusions` per domain of an :func:`nerlib.uniner.evaluate.evaluate_domains` table (its scored
-    answers against the same passages), a ``pandas.DataFrame`` with one row per domain; ``.sum()`` gives the total."""
-    import pandas as pd
-
-    from nerlib.uniner.evaluate import eval_file, read_eval_file
-
-    missing = [k for k in ("predictions", "split") if k not in table.attrs]
-    if missing:
-        raise ValueError(f"domain_confusions needs a table from evaluate_domains; its attrs lack {missing}")
-    return pd.DataFrame({d: type_confusions(read_eval_file(eval_file(d, table.attrs["split"]), table.attrs["limit"]),
-                                            answers) for d, answers in table.attrs["predictions"].items()}).T

@@ -120,12 +120,12 @@ def test_evaluate_domains_scores_resolved_answers_and_caches_them(tmp_path, monk
     assert cached == [{"id": "X_0", "prediction": '["The Beatles"]'}, {"id": "X_1", "prediction": '["Bob Dylan"]'}]
     # the breakdown per domain reads the same passages back from the table's split and limit
     assert (plain.attrs["split"], plain.attrs["limit"]) == ("test", None)
-    assert R.domain_confusions(plain).loc["ai"].to_dict() == {"predicted": 4, "false_positives": 2, "other_type": 2,
+    assert E.domain_confusions(plain).loc["ai"].to_dict() == {"predicted": 4, "false_positives": 2, "other_type": 2,
                                                               "multi_type_mentions": 2}
-    assert R.domain_confusions(resolved).loc["ai"].to_dict() == {"predicted": 2, "false_positives": 0,
+    assert E.domain_confusions(resolved).loc["ai"].to_dict() == {"predicted": 2, "false_positives": 0,
                                                                  "other_type": 0, "multi_type_mentions": 0}
     with pytest.raises(ValueError, match="attrs lack"):
-        R.domain_confusions(pd.DataFrame({"f1": [50.0]}, index=["ai"]))
+        E.domain_confusions(pd.DataFrame({"f1": [50.0]}, index=["ai"]))
     # a second call reads the resolved answers back without scoring anything
     monkeypatch.setattr(R, "mention_logprob", lambda *a, **k: pytest.fail("resolved again"))
     again = E.evaluate_domains(None, None, ["ai"], cache_dir=tmp_path / "preds", progress=False, resolve_types=True)
