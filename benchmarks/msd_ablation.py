@@ -138,7 +138,7 @@ def main() -> None:
     parts = part_gains(records, s.targets)
     record["msd_minus_row"] = json.loads(parts.to_json(orient="records"))
     if not parts.empty:
-        columns = [c for c in per_seed_table([], s.targets).columns]
+        columns = list(per_seed_table([], s.targets).columns)
         cells = {(p.variant, p.column): f"{p.mean:+.2f} ({'; '.join(f'{k}: {v:+.2f}' for k, v in p.per_seed.items())})"
                  for p in parts.itertuples()}
         md += ("\n\nWhat each part adds: MSD minus the row, paired by seed (same seed, same target; the mean over the "

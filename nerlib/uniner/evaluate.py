@@ -269,9 +269,9 @@ def evaluate_domains(
     files for resuming. ``split="validation"`` asks the domains' validation passages instead of the test ones (to
     choose settings without looking at the test set). ``table.attrs["passage_counts"]`` keeps each domain's
     per-passage counts, for :func:`f1_difference`, ``table.attrs["predictions"]`` the scored answers of each
-    domain by record id, and ``split`` and ``limit`` which passages they answer. ``resolve_types`` scores the answers after
-    :func:`nerlib.uniner.resolve.resolve_predictions` (one type per mention; cached beside the predictions as
-    ``<domain>.resolved.jsonl``)."""
+    domain by record id, and ``split`` and ``limit`` which passages they answer (for :func:`domain_confusions`).
+    ``resolve_types`` scores the answers after :func:`nerlib.uniner.resolve.resolve_predictions` (one type per
+    mention; cached beside the predictions as ``<domain>.resolved.jsonl``)."""
     import pandas as pd
 
     from nerlib.metrics import bootstrap_f1
