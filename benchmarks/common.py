@@ -149,6 +149,21 @@ def score_cells(r: dict) -> str:
             f"{r['empty_pred_share']:.0f}% | {r['empty_gold_share']:.0f}% | {r['parse_failures']} | {r['queries']}")
 
 
+def domain_rows(table: Any, **labels: Any) -> list[dict]:
+    """One record per domain of an ``evaluate_domains`` table: ``labels`` (e.g. ``strategy="none"``), the domain
+    and its :func:`domain_scores`."""
+    return [{**labels, "domain": domain, **domain_scores(table.loc[domain])} for domain in table.index]
+
+
+def scores_markdown(rows: list[dict], columns: list[str], headers: list[str] | None = None) -> str:
+    """Records of :func:`domain_scores` as a Markdown table: the label ``columns`` (headed ``headers``, default
+    their keys), then the :data:`SCORE_HEADER` cells."""
+    lines = ["| " + " | ".join(headers or columns) + f" | {SCORE_HEADER} |",
+             "|" + "---|" * (len(columns) + len(SCORE_HEADER.split(" | ")))]
+    lines += ["| " + " | ".join(str(r[c]) for c in columns) + f" | {score_cells(r)} |" for r in rows]
+    return "\n".join(lines)
+
+
 def teacher_budget(s: Any) -> str:
     """How an MSD teacher was trained, as ``msd_teacher.json`` labels it (``s``: the profile's MSD settings)."""
     return f"{s.encoder}, {s.teacher_steps} steps on {s.train_sentences} {s.source} sentences, lr {s.teacher_lr:g}"

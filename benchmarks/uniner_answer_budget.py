@@ -17,8 +17,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_HEADER, SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure,
-                    domain_scores, provenance, score_cells, train_summary, write)
+from common import (SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure, domain_rows,
+                    provenance, scores_markdown, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -47,7 +47,7 @@ def main() -> None:
         table, record = train_and_evaluate(profile, dataclasses.replace(u, max_new_tokens=budget), limit=limit,
                                            split=args.split)
         tables[budget] = table
-        rows += [{"budget": budget, "domain": d, **domain_scores(table.loc[d])} for d in table.index]
+        rows += domain_rows(table, budget=budget)
     first = args.budgets[0]
     differences = [{"budget": b, "against": first, **f1_difference(tables[b], tables[first])}
                    for b in args.budgets[1:]]
@@ -55,10 +55,9 @@ def main() -> None:
     record_out = {"provenance": provenance(profile.name, split=args.split, passages_per_domain=limit,
                                            student=student),
                   "rows": rows, "differences": differences, "train": train_summary(record)}
-    lines = [f"| max_new_tokens | domain | {SCORE_HEADER} |", "|---|---|" + "---|" * 7]
-    lines += [f"| {r['budget']} | {r['domain']} | {score_cells(r)} |" for r in rows]
-    md = "\n".join(lines) + (f"\n\nStudent `{student}` (cached); first {limit or 'all'} passages per domain "
-                             f"({args.split} split), greedy answers. " + SCORE_NOTE)
+    md = scores_markdown(rows, ["budget", "domain"], ["max_new_tokens", "domain"]) + (
+        f"\n\nStudent `{student}` (cached); first {limit or 'all'} passages per domain "
+        f"({args.split} split), greedy answers. " + SCORE_NOTE)
     if differences:
         md += ("\n\nPaired differences of average strict F1 against the first budget (same passages, 95% paired "
                "bootstrap interval over passages):\n\n")

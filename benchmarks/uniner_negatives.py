@@ -20,8 +20,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_HEADER, SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure,
-                    domain_scores, provenance, score_cells, train_summary, write)
+from common import (SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure, domain_rows,
+                    provenance, scores_markdown, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -56,18 +56,16 @@ def main() -> None:
             name = student_name(u) + "+definitions"
         table, record = train_and_evaluate(profile, u, name=name, examples=examples, limit=limit, split=args.split)
         train[strategy], tables[strategy] = train_summary(record), table
-        for domain in table.index:
-            rows.append({"strategy": strategy, "domain": domain, **domain_scores(table.loc[domain])})
+        rows += domain_rows(table, strategy=strategy)
     # paired differences: every strategy against the ones before it, on the same passages
     differences = [{"a": a, "b": b, **f1_difference(tables[a], tables[b])}
                    for i, a in enumerate(args.strategies) for b in args.strategies[:i]]
     record_out = {"provenance": provenance(profile.name, split=args.split, passages_per_domain=limit,
                                            train_steps=args.steps),
                   "rows": rows, "train": train, "differences": differences}
-    lines = [f"| strategy | domain | {SCORE_HEADER} |", "|---|---|" + "---|" * 7]
-    lines += [f"| {r['strategy']} | {r['domain']} | {score_cells(r)} |" for r in rows]
-    md = "\n".join(lines) + (f"\n\nFirst {limit or 'all'} passages per domain ({args.split} split); "
-                             f"student `{profile.uniner.student}`. " + SCORE_NOTE)
+    md = scores_markdown(rows, ["strategy", "domain"]) + (
+        f"\n\nFirst {limit or 'all'} passages per domain ({args.split} split); "
+        f"student `{profile.uniner.student}`. " + SCORE_NOTE)
     if differences:
         md += ("\n\nPaired differences of average strict F1 (same passages, 95% paired bootstrap interval over "
                "passages; one training seed, so seed-to-seed variation is not in the interval):\n\n")

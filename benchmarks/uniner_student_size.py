@@ -18,8 +18,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_HEADER, SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure,
-                    domain_scores, provenance, score_cells, train_summary, write)
+from common import (SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure, domain_rows,
+                    provenance, scores_markdown, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -46,17 +46,14 @@ def main() -> None:
                                 eval_domains=tuple(args.domains))
         table, record = train_and_evaluate(profile, u, limit=limit, split=args.split)
         train[student], tables[student] = train_summary(record), table
-        for domain in table.index:
-            rows.append({"student": student, "domain": domain, **domain_scores(table.loc[domain])})
+        rows += domain_rows(table, student=student)
     reference = args.students[0]
     differences = [{"a": s, "b": reference, **f1_difference(tables[s], tables[reference])}
                    for s in args.students[1:]]
     record_out = {"provenance": provenance(profile.name, split=args.split, passages_per_domain=limit,
                                            train_steps=args.steps, negative_sampling="frequency"),
                   "rows": rows, "train": train, "differences": differences}
-    lines = [f"| student | domain | {SCORE_HEADER} |", "|---|---|" + "---|" * 7]
-    lines += [f"| {r['student']} | {r['domain']} | {score_cells(r)} |" for r in rows]
-    md = "\n".join(lines) + (
+    md = scores_markdown(rows, ["student", "domain"]) + (
         f"\n\nFirst {limit or 'all'} passages per domain ({args.split} split); each student tuned with LoRA "
         f"(r={profile.uniner.lora_r}) on the same teacher data with frequency negatives (chapter 4's configuration), "
         "for " + ", ".join(f"{t['global_step']} steps ({s})" for s, t in train.items() if "global_step" in t)

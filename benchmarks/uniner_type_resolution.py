@@ -20,8 +20,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_HEADER, SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure,
-                    domain_scores, markdown_table, provenance, score_cells, train_summary, write)
+from common import (SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure, domain_rows,
+                    markdown_table, provenance, scores_markdown, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -48,9 +48,7 @@ def main() -> None:
             table, record = train_and_evaluate(profile, u, limit=limit, split=split, resolve_types=resolve)
             tables[ROWS[resolve]] = table
             train = train_summary(record)
-            for domain in table.index:
-                rows.append({"split": split, "answers": ROWS[resolve], "domain": domain,
-                             **domain_scores(table.loc[domain])})
+            rows += domain_rows(table, split=split, answers=ROWS[resolve])
             confusions.append({"split": split, "answers": ROWS[resolve],
                                **domain_confusions(table).sum().astype(int).to_dict()})
         differences.append({"split": split, **f1_difference(tables[ROWS[True]], tables[ROWS[False]])})
@@ -61,9 +59,7 @@ def main() -> None:
     record_out = {"provenance": provenance(profile.name, passages_per_domain=limit, student=u.student,
                                            negative_sampling="frequency"),
                   "rows": rows, "differences": differences, "confusions": confusions, "train": train}
-    lines = [f"| split | answers | domain | {SCORE_HEADER} |", "|---|---|---|" + "---|" * 7]
-    lines += [f"| {r['split']} | {r['answers']} | {r['domain']} | {score_cells(r)} |" for r in rows]
-    md = "\n".join(lines) + (
+    md = scores_markdown(rows, ["split", "answers", "domain"]) + (
         f"\n\nFirst {limit or 'all'} passages per domain; student `{u.student}` with frequency negatives (chapter 4). "
         "'One type per mention' keeps a mention that the student named under several types only under the type "
         "whose answer gave its tokens the highest mean log-probability (`nerlib.uniner.resolve`). " + SCORE_NOTE)

@@ -15,8 +15,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_HEADER, SCORE_NOTE, crossner_arguments, crossner_setup, domain_figure, domain_scores,
-                    provenance, score_cells, train_summary, write)
+from common import (SCORE_NOTE, crossner_arguments, crossner_setup, domain_figure, domain_scores, provenance,
+                    scores_markdown, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -54,11 +54,10 @@ def main() -> None:
             "student": u.student, "train_seconds": record["seconds"]}
     record_out = {"provenance": provenance(profile.name, split=args.split, **size), "rows": rows,
                   "train": train_summary(record)}
-    lines = [f"| domain | model | {SCORE_HEADER} |", "|---|---|" + "---|" * 7]
-    lines += [f"| {r['domain']} | {r['model']} | {score_cells(r)} |" for r in rows]
-    md = "\n".join(lines) + (f"\n\nStudent `{u.student}` ({'LoRA r=%d' % u.lora_r if u.lora else 'full'}), "
-                             f"{record['examples']} training passages, {record['global_step']} steps; first "
-                             f"{limit or 'all'} passages per domain ({args.split} split). {SCORE_NOTE}")
+    md = scores_markdown(rows, ["domain", "model"]) + (
+        f"\n\nStudent `{u.student}` ({'LoRA r=%d' % u.lora_r if u.lora else 'full'}), "
+        f"{record['examples']} training passages, {record['global_step']} steps; first "
+        f"{limit or 'all'} passages per domain ({args.split} split). {SCORE_NOTE}")
     if len(args.domains) > 1:
         md += domain_figure({f"{u.student} {'untuned' if label == 'base' else label}": table
                              for label, table in reversed(scored.items())}, args.name,

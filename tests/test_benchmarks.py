@@ -148,6 +148,22 @@ def test_crossner_options_give_the_profiles_passages_unless_told(monkeypatch):
     assert not hasattr(bare.parse_args([]), "split")
 
 
+def test_domain_rows_and_their_markdown_table():
+    import pandas as pd
+
+    common = _common()
+    table = pd.DataFrame({"f1": [26.24, 30.0], "f1_low": [21.0, 25.0], "f1_high": [31.46, 35.0],
+                          "partial_f1": [28.5, 31.0], "empty_pred_share": [40.2, 50.0], "empty_gold_share": [79.0, 80.0],
+                          "parse_failures": [3.0, 0.0], "queries": [260.0, 100.0]}, index=["ai", "average"])
+    rows = common.domain_rows(table, strategy="none")
+    assert [(r["strategy"], r["domain"], r["f1"]) for r in rows] == [("none", "ai", 26.24), ("none", "average", 30.0)]
+    assert list(rows[0])[:2] == ["strategy", "domain"]  # labels first, as the results files keep them
+    md = common.scores_markdown(rows, ["strategy", "domain"], ["negatives", "domain"]).splitlines()
+    assert md[0] == f"| negatives | domain | {common.SCORE_HEADER} |"
+    assert md[1] == "|---|---|" + "---|" * 7
+    assert md[2] == "| none | ai | 26.2 | 21.0-31.5 | 28.5 | 40% | 79% | 3 | 260 |" and len(md) == 4
+
+
 def test_time_breakdown_of_a_training_step_adds_up():
     """The throughput benchmark's profile of one step, on a tiny LLaMA with LoRA: the shares cover the whole step,
     the matrix multiplies are found and counted, and LoRA's dropout shows up as random-number time."""

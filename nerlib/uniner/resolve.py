@@ -181,4 +181,3 @@ def type_confusions(passages: Sequence[Any], predictions: dict[str, str]) -> dic
         mentions = [m for m, _ in pairs]
         counts["multi_type_mentions"] += sum(mentions.count(m) > 1 for m in set(mentions))
     return counts
-
