@@ -174,13 +174,9 @@ def paired_gains(records: Sequence[dict], targets: Sequence[str], better: str = 
     """``better`` minus ``worse`` on the target average, per seed where both rows ran on every target. The two
     students of one seed see the same data in the same order, and their teachers (multi-exit for MSD, single-head
     for w/o all) were trained with that seed too, so seed-to-seed swings in teacher quality cancel in the difference."""
-    avg = per_seed_table(records, targets, (better, worse))["avg"]
-    gains = {}
-    for seed in sorted({seed for _, seed in avg.index}):
-        a, b = avg.get((better, seed)), avg.get((worse, seed))
-        if pd.notna(a) and pd.notna(b):
-            gains[int(seed)] = round(float(a) - float(b), 2)
-    return gains
+    parts = part_gains(records, targets, (worse,), better)
+    avg = parts[parts["column"] == "avg"]["per_seed"]
+    return dict(sorted(avg.iloc[0].items())) if len(avg) else {}
 
 
 def part_gains(records: Sequence[dict], targets: Sequence[str], rows: Sequence[str] = ROWS[1:5],
