@@ -164,6 +164,40 @@ def scores_markdown(rows: list[dict], columns: list[str], headers: list[str] | N
     return "\n".join(lines)
 
 
+def comparison_pairs(labels: list[str], against: str = "first") -> list[tuple[str, str]]:
+    """Which paired differences a comparison of students reports, as ``(a, b)`` for ``a - b``: every later label
+    against the first (``against="first"``: a reference and its alternatives) or against each label before it
+    (``"each"``: a ladder such as none, uniform, frequency)."""
+    if against not in ("first", "each"):
+        raise ValueError(f"against must be 'first' or 'each', got {against!r}")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"a comparison names a student twice: {labels}")
+    return [(a, b) for i, a in enumerate(labels) for b in (labels[:1] if against == "first" else labels[:i])
+            if i > 0]
+
+
+def compare_students(profile: Any, variants: dict[str, dict], limit: int | None, split: str, label: str,
+                     against: str = "first") -> dict:
+    """Train (or load from the cache) and score one UniversalNER student per variant, on the same passages.
+
+    ``variants`` maps a label to the keyword arguments of :func:`nerlib.uniner.pipeline.train_and_evaluate`
+    (``settings``, and ``name`` and ``examples`` where the data are not the settings' own). Returns ``rows`` (one
+    :func:`domain_rows` record per label and domain, the label under the key ``label``), ``train`` (label -> its
+    :func:`train_summary`), ``tables`` (label -> the ``evaluate_domains`` table) and ``differences`` (the
+    :func:`comparison_pairs` with their paired F1 difference and interval)."""
+    from nerlib.uniner.evaluate import f1_difference
+    from nerlib.uniner.pipeline import train_and_evaluate
+
+    pairs = comparison_pairs(list(variants), against)
+    rows, train, tables = [], {}, {}
+    for name, options in variants.items():
+        table, record = train_and_evaluate(profile, limit=limit, split=split, **options)
+        train[name], tables[name] = train_summary(record), table
+        rows += domain_rows(table, **{label: name})
+    differences = [{"a": a, "b": b, **f1_difference(tables[a], tables[b])} for a, b in pairs]
+    return {"rows": rows, "train": train, "tables": tables, "differences": differences}
+
+
 def teacher_budget(s: Any) -> str:
     """How an MSD teacher was trained, as ``msd_teacher.json`` labels it (``s``: the profile's MSD settings)."""
     return f"{s.encoder}, {s.teacher_steps} steps on {s.train_sentences} {s.source} sentences, lr {s.teacher_lr:g}"

@@ -20,8 +20,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure, domain_rows,
-                    provenance, scores_markdown, train_summary, write)
+from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_table, domain_figure,
+                    provenance, scores_markdown, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -34,13 +34,14 @@ def main() -> None:
                         help="none, uniform, frequency, each optionally with +definitions")
     parser.add_argument("--name", default="uniner_negatives")
     args = parser.parse_args()
+    if len(set(args.strategies)) != len(args.strategies):
+        parser.error(f"--strategies names a strategy twice: {args.strategies}")
     profile, limit = crossner_setup(args)
 
-    from nerlib.uniner.evaluate import f1_difference
     from nerlib.uniner.pile import load_type_definitions, with_definitions
-    from nerlib.uniner.pipeline import build_training_examples, student_name, train_and_evaluate
+    from nerlib.uniner.pipeline import build_training_examples, student_name
 
-    rows, train, tables = [], {}, {}
+    variants = {}
     for strategy in args.strategies:
         sampling, _, data = strategy.partition("+")
         if sampling not in ("none", "uniform", "frequency") or data not in ("", "definitions"):
@@ -49,17 +50,15 @@ def main() -> None:
         u = dataclasses.replace(profile.uniner, negative_sampling=sampling, supervised_datasets=(),
                                 max_steps=args.steps if args.steps is not None else -1,
                                 eval_domains=tuple(args.domains))
-        name = examples = None  # chapter 4's students
+        variants[strategy] = {"settings": u}  # chapter 4's students
         if data == "definitions":
-            examples = with_definitions(build_training_examples(u, seed=profile.seed, progress=False),
-                                        load_type_definitions())
-            name = student_name(u) + "+definitions"
-        table, record = train_and_evaluate(profile, u, name=name, examples=examples, limit=limit, split=args.split)
-        train[strategy], tables[strategy] = train_summary(record), table
-        rows += domain_rows(table, strategy=strategy)
+            variants[strategy].update(
+                name=student_name(u) + "+definitions",
+                examples=with_definitions(build_training_examples(u, seed=profile.seed, progress=False),
+                                          load_type_definitions()))
     # paired differences: every strategy against the ones before it, on the same passages
-    differences = [{"a": a, "b": b, **f1_difference(tables[a], tables[b])}
-                   for i, a in enumerate(args.strategies) for b in args.strategies[:i]]
+    result = compare_students(profile, variants, limit, args.split, "strategy", against="each")
+    rows, train, tables, differences = (result[k] for k in ("rows", "train", "tables", "differences"))
     record_out = {"provenance": provenance(profile.name, split=args.split, passages_per_domain=limit,
                                            train_steps=args.steps),
                   "rows": rows, "train": train, "differences": differences}

@@ -18,8 +18,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure, domain_rows,
-                    provenance, scores_markdown, train_summary, write)
+from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_table, domain_figure,
+                    provenance, scores_markdown, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -35,21 +35,12 @@ def main() -> None:
     if len(set(args.students)) != len(args.students):
         parser.error(f"--students names a model twice: {args.students}")
     profile, limit = crossner_setup(args)
-
-    from nerlib.uniner.evaluate import f1_difference
-    from nerlib.uniner.pipeline import train_and_evaluate
-
-    rows, train, tables = [], {}, {}
-    for student in args.students:
-        u = dataclasses.replace(profile.uniner, student=student, negative_sampling="frequency", supervised_datasets=(),
-                                max_steps=args.steps if args.steps is not None else -1,
-                                eval_domains=tuple(args.domains))
-        table, record = train_and_evaluate(profile, u, limit=limit, split=args.split)
-        train[student], tables[student] = train_summary(record), table
-        rows += domain_rows(table, student=student)
-    reference = args.students[0]
-    differences = [{"a": s, "b": reference, **f1_difference(tables[s], tables[reference])}
-                   for s in args.students[1:]]
+    variants = {student: {"settings": dataclasses.replace(
+        profile.uniner, student=student, negative_sampling="frequency", supervised_datasets=(),
+        max_steps=args.steps if args.steps is not None else -1, eval_domains=tuple(args.domains))}
+        for student in args.students}
+    result = compare_students(profile, variants, limit, args.split, "student")
+    rows, train, tables, differences = (result[k] for k in ("rows", "train", "tables", "differences"))
     record_out = {"provenance": provenance(profile.name, split=args.split, passages_per_domain=limit,
                                            train_steps=args.steps, negative_sampling="frequency"),
                   "rows": rows, "train": train, "differences": differences}

@@ -164,6 +164,18 @@ def test_domain_rows_and_their_markdown_table():
     assert md[2] == "| none | ai | 26.2 | 21.0-31.5 | 28.5 | 40% | 79% | 3 | 260 |" and len(md) == 4
 
 
+def test_comparison_pairs_against_the_first_or_each_before():
+    common = _common()
+    assert common.comparison_pairs(["a", "b", "c"]) == [("b", "a"), ("c", "a")]
+    assert common.comparison_pairs(["none", "uniform", "frequency"], against="each") == [
+        ("uniform", "none"), ("frequency", "none"), ("frequency", "uniform")]
+    assert common.comparison_pairs(["only"]) == [] and common.comparison_pairs(["only"], against="each") == []
+    with pytest.raises(ValueError, match="twice"):
+        common.comparison_pairs(["a", "b", "a"])
+    with pytest.raises(ValueError, match="against"):
+        common.comparison_pairs(["a", "b"], against="last")
+
+
 def test_time_breakdown_of_a_training_step_adds_up():
     """The throughput benchmark's profile of one step, on a tiny LLaMA with LoRA: the shares cover the whole step,
     the matrix multiplies are found and counted, and LoRA's dropout shows up as random-number time."""
