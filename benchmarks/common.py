@@ -164,20 +164,26 @@ def scores_markdown(rows: list[dict], columns: list[str], headers: list[str] | N
     return "\n".join(lines)
 
 
-def comparison_pairs(labels: list[str], against: str = "first") -> list[tuple[str, str]]:
+def comparison_pairs(labels: list[str], against: Any = "first") -> list[tuple[str, str]]:
     """Which paired differences a comparison of students reports, as ``(a, b)`` for ``a - b``: every later label
-    against the first (``against="first"``: a reference and its alternatives) or against each label before it
-    (``"each"``: a ladder such as none, uniform, frequency)."""
-    if against not in ("first", "each"):
-        raise ValueError(f"against must be 'first' or 'each', got {against!r}")
+    against the first (``against="first"``: a reference and its alternatives), against each label before it
+    (``"each"``: a ladder such as none, uniform, frequency), or the ``(a, b)`` pairs given."""
     if len(set(labels)) != len(labels):
         raise ValueError(f"a comparison names a student twice: {labels}")
-    return [(a, b) for i, a in enumerate(labels) for b in (labels[:1] if against == "first" else labels[:i])
-            if i > 0]
+    if against == "first" or against == "each":
+        return [(a, b) for i, a in enumerate(labels) for b in (labels[:1] if against == "first" else labels[:i])
+                if i > 0]
+    if isinstance(against, str):
+        raise ValueError(f"against must be 'first', 'each' or a list of (a, b) pairs, got {against!r}")
+    pairs = [tuple(p) for p in against]
+    unknown = sorted({x for p in pairs for x in p} - set(labels))
+    if unknown or any(len(p) != 2 for p in pairs):
+        raise ValueError(f"comparison pairs {pairs} must be (a, b) pairs of the labels {labels}")
+    return pairs
 
 
 def compare_students(profile: Any, variants: dict[str, dict], limit: int | None, split: str, label: str,
-                     against: str = "first") -> dict:
+                     against: Any = "first") -> dict:
     """Train (or load from the cache) and score one UniversalNER student per variant, on the same passages.
 
     ``variants`` maps a label to the keyword arguments of :func:`nerlib.uniner.pipeline.train_and_evaluate`

@@ -174,6 +174,9 @@ def test_comparison_pairs_against_the_first_or_each_before():
         common.comparison_pairs(["a", "b", "a"])
     with pytest.raises(ValueError, match="against"):
         common.comparison_pairs(["a", "b"], against="last")
+    assert common.comparison_pairs(["a", "a+", "b", "b+"], [("a+", "a"), ("b+", "b")]) == [("a+", "a"), ("b+", "b")]
+    with pytest.raises(ValueError, match="pairs of the labels"):
+        common.comparison_pairs(["a", "b"], [("a", "c")])
 
 
 def test_time_breakdown_of_a_training_step_adds_up():

@@ -261,6 +261,7 @@ def evaluate_domains(
     variant: str = "per_type",
     split: str = "test",
     resolve_types: bool = False,
+    ground_mentions: bool = False,
 ) -> "Any":
     """One row per domain and an ``average`` row, a ``pandas.DataFrame`` indexed by domain: strict and partial F1 in
     percent with a 95% bootstrap interval of strict F1 over passages (``f1_low``, ``f1_high``; the average row's
@@ -271,7 +272,9 @@ def evaluate_domains(
     per-passage counts, for :func:`f1_difference`, ``table.attrs["predictions"]`` the scored answers of each
     domain by record id, and ``split`` and ``limit`` which passages they answer (for :func:`domain_confusions`).
     ``resolve_types`` scores the answers after :func:`nerlib.uniner.resolve.resolve_predictions` (one type per
-    mention; cached beside the predictions as ``<domain>.resolved.jsonl``)."""
+    mention; cached beside the predictions as ``<domain>.resolved.jsonl``). ``ground_mentions`` scores them after
+    :func:`nerlib.uniner.extract.ground_answer` (only the mentions found in the passage, as the extractor returns
+    them; not the paper's metric, which scores every string written)."""
     import pandas as pd
 
     from nerlib.metrics import bootstrap_f1
@@ -288,6 +291,11 @@ def evaluate_domains(
 
             resolved = Path(cache_dir) / f"{domain}.resolved.jsonl" if cache_dir is not None else None
             preds = resolve_predictions(model, tokenizer, passages, preds, resolved, progress, eos)
+        if ground_mentions:
+            from nerlib.uniner.extract import ground_answer
+
+            text = {q.id: p.passage for p in passages for q in p.queries}
+            preds = {rid: ground_answer(text[rid], a) if rid in text else a for rid, a in preds.items()}
         seconds = time.perf_counter() - start
         answers.append(preds)
         counts.append(passage_counts(passages, preds))

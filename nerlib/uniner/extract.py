@@ -15,7 +15,8 @@ mention strings, as in the official code. :class:`Extractor` turns those strings
    the window. Within one type, a span inside a longer span of that type is dropped (``York`` inside ``New
    York``); the same span may carry several types, unless ``one_type_per_mention`` keeps each mention under the
    type the student was most confident of (:mod:`nerlib.uniner.resolve`). Strings that occur nowhere
-   (paraphrases, hallucinations) are reported as ``unmatched``.
+   (paraphrases, hallucinations) are reported as ``unmatched``; :func:`ground_answer` applies the same rule to a
+   raw answer, so that the evaluation can score what the extractor returns (``ground_mentions``).
 4. Window results are shifted to text offsets and merged in text order; every returned entity satisfies
    ``text[start:end] == entity["text"]`` (tested).
 """
@@ -86,6 +87,23 @@ def locate(text: str, mention: str) -> list[tuple[int, int]]:
         if found:
             return found
     return []
+
+
+def ground_answer(passage: str, answer: str) -> str:
+    """``answer`` (one raw UniversalNER answer, a JSON list of mention strings) keeping only the mentions that
+    :func:`locate` finds in ``passage``: the strings :class:`Extractor` turns into entities, so that scoring the
+    grounded answers scores what the extractor returns, while the official metric scores every string the
+    student wrote. An answer that does not parse is returned unchanged (it still counts as a parse failure).
+
+    >>> ground_answer("Tim Cook visited Paris.", '["Tim Cook", "Apple", "paris"]')
+    '["Tim Cook", "paris"]'
+    """
+    from nerlib.metrics import parse_answer
+
+    mentions, ok = parse_answer(answer, normalize=False)
+    if not ok:
+        return answer
+    return json.dumps([m for m in mentions if locate(passage, m)], ensure_ascii=False)
 
 
 def answers_to_entities(text: str, types: Sequence[str], answers: Sequence[str], offset: int = 0

@@ -410,13 +410,15 @@ def train_and_evaluate(
     progress: bool = True,
     split: str = "test",
     resolve_types: bool = False,
+    ground_mentions: bool = False,
 ) -> tuple[Any, dict]:
     """Train (or load the cached) student for ``settings`` (default ``profile.uniner``) on ``examples`` (default:
     the settings' training mixture) and evaluate it zero-shot. Returns (per-domain table, training record).
     Both the trained model and its predictions are cached under ``$NERLIB_CACHE_DIR/uniner`` (``name`` as in
     :func:`train_or_load`), so chapters and benchmarks with the same settings train once and score once.
     ``split="validation"`` scores CrossNER's validation passages: the split on which to choose settings.
-    ``resolve_types`` keeps each mention under one type only (:mod:`nerlib.uniner.resolve`), from the same answers."""
+    ``resolve_types`` keeps each mention under one type only (:mod:`nerlib.uniner.resolve`), and ``ground_mentions``
+    only the mentions found in the passage (:func:`nerlib.uniner.extract.ground_answer`), from the same answers."""
     settings = settings or profile.uniner
     name = name or student_name(settings, variant)
     if examples is None:
@@ -429,7 +431,7 @@ def train_and_evaluate(
     new_tokens = settings.max_new_tokens if variant == "per_type" else 4 * settings.max_new_tokens
     table = evaluate_domains(model, tok, domains or settings.eval_domains, limit, new_tokens,
                              cache_dir=folder, progress=progress, variant=variant, split=split,
-                             resolve_types=resolve_types)
+                             resolve_types=resolve_types, ground_mentions=ground_mentions)
     return table, record
 
 

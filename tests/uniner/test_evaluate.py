@@ -166,3 +166,17 @@ def test_f1_difference_pairs_two_students_on_the_same_passages(eval_path, fake_a
         E.f1_difference(good, pd.DataFrame({"f1": [1.0]}))
     with pytest.raises(ValueError, match="different domains"):
         E.f1_difference(good, E.evaluate_domains(None, None, ["ai"], progress=False))
+
+
+def test_grounded_scoring_drops_mentions_not_in_the_passage(eval_path, fake_answer, monkeypatch):
+    """``ground_mentions``: "York City" occurs in neither passage, so both of its answers lose it; "Obama" and
+    "Beatles" stay; the prose answer stays a parse failure. Strict P = 2/2, R = 2/4, F1 = 2/3 (raw: 0.5)."""
+    monkeypatch.setattr(E, "eval_file", lambda domain, split="test": eval_path)
+    raw = E.evaluate_domains(None, None, ["ai"], progress=False)
+    grounded = E.evaluate_domains(None, None, ["ai"], progress=False, ground_mentions=True)
+    assert raw.loc["ai", "f1"] == 50.0
+    assert grounded.loc["ai", "precision"] == 100.0 and grounded.loc["ai", "recall"] == 50.0
+    assert grounded.loc["ai", "f1"] == pytest.approx(100 * 2 / 3, abs=0.01)
+    assert grounded.loc["ai", "parse_failures"] == 1
+    assert grounded.attrs["passage_counts"]["ai"] == [(1.0, 2, 1), (1.0, 2, 1), (0.0, 0, 0)]
+    assert grounded.attrs["predictions"]["ai"]["X_1"] == "[]"  # the scored answers are the grounded ones

@@ -24,6 +24,15 @@ def test_locate_every_occurrence_at_word_boundaries():
     assert X.locate("visited NEW YORK", "New York") == [(8, 16)]  # case only as the last resort
 
 
+def test_ground_answer_keeps_what_the_extractor_finds():
+    passage = "We ate at Joe's Diner in NEW YORK with Ada ."
+    assert X.ground_answer(passage, '["Joe \'s Diner", "New York", "Mars", "Ad"]') == '["Joe \'s Diner", "New York"]'
+    assert X.ground_answer(passage, "[]") == "[]"
+    assert X.ground_answer(passage, '["Mars"]') == "[]"
+    assert X.ground_answer(passage, "Ada and Mars") == "Ada and Mars"  # not a list: left for the metric to count
+    assert X.ground_answer(passage, ' ["Ada", "Ada"] and more') == '["Ada"]'  # parsed as the metric parses it
+
+
 def test_answers_to_entities_offsets_repeats_nesting_and_unmatched():
     text = "Ada Lovelace met Charles Babbage in London. Later Ada Lovelace wrote notes in London and New York."
     types = ["person", "location", "programming language"]
