@@ -56,6 +56,60 @@ def teachers_on_record(s: MSDSettings, seeds: list[int]) -> list[dict]:
             if e["budget"] == budget and e["seed"] in seeds]
 
 
+def header_markdown(s: MSDSettings, log_dir: str, complete: list[int]) -> str:
+    """The results file's title and the settings of its grid, up to the main table."""
+    return ("# MSD ablation (seqeval F1 on the target test sets)\n\n"
+            f"Encoder `{s.encoder}`, source `{s.source}`, first {s.eval_sentences} test sentences per target, "
+            f"{s.train_sentences} labelled / {s.unlabeled_sentences} unlabelled sentences, "
+            f"teacher {s.teacher_steps} steps, student {s.student_steps} steps (lr {s.student_lr:g}), batch {s.batch_size}. "
+            "Blank = not run (ours) or not in the paper. Paper = Table 1 of Ma et al. (2022), mBERT; 'direct transfer' = "
+            "single-head teacher applied to the target language (the paper's BS row). Cells accumulate in "
+            f"`{log_name(log_dir)}` over runs with "
+            "these settings (a grid run in parts); the line below names the last part's command. "
+            + (f"The table averages seed{'s' if len(complete) > 1 else ''} {', '.join(map(str, complete))}, "
+               "whose whole grid ran." if complete else "No seed has the whole grid yet.") + "\n\n")
+
+
+def teachers_markdown(teachers: list[dict], targets: tuple[str, ...] | list[str]) -> str:
+    """The teachers on record (:func:`teachers_on_record`) as a table, or a line saying there is none."""
+    if not teachers:
+        return "\n\nNo teacher of this budget is on record in `msd_teacher.json` (run `benchmarks/msd_teacher.py`)."
+    return ("\n\nThe teachers of these seeds as `benchmarks/msd_teacher.py` trained and scored them (first test "
+            "sentences as above). A teacher retrained with the same seed for the grid on another machine (other CPU kernels "
+            "or thread count) can differ by about a point (`reproducibility_750_steps.md`; compare its 'direct "
+            "transfer' cells).\n\n"
+            "| seed | teacher | source F1 | " + " | ".join(targets) + " |\n|---|---|---|" + "---|" * len(targets)
+            + "".join(f"\n| {t['seed']} | {'multi-exit' if t['multi_exit'] else 'single exit'} | {t['source_f1']} | "
+                      + " | ".join(str(t["target_f1"].get(x, "")) for x in targets) + " |" for t in teachers))
+
+
+def per_seed_markdown(by_seed, gains: dict, interval) -> str:
+    """The per-seed table and MSD minus w/o all per seed, with the mean and its t-interval when there is one."""
+    return ("\n\nPer seed (each seed trains its own teachers and students):\n\n"
+            + ablation_markdown(by_seed.reset_index().set_index("variant"))
+            + "\n\nMSD minus w/o all per seed (paired by seed: same data order, teachers trained with that seed): "
+            + (", ".join(f"seed {k}: {v:+.2f}" for k, v in gains.items()) or "no seed has both rows on every target")
+            + (f"; mean {interval[0]:+.2f} over {len(gains)} seeds, 95% t-interval [{interval[1]:+.2f}, "
+               f"{interval[2]:+.2f}]" if interval else "")
+            + ".")
+
+
+def part_gains_markdown(parts, targets, paper: bool) -> str:
+    """:func:`nerlib.msd.ablation.part_gains` as a table (mean, then each seed's difference), with the paper's
+    differences on the es/nl average when ``paper`` (the CoNLL experiment)."""
+    columns = list(per_seed_table([], targets).columns)
+    cells = {(p.variant, p.column): f"{p.mean:+.2f} ({'; '.join(f'{k}: {v:+.2f}' for k, v in p.per_seed.items())})"
+             for p in parts.itertuples()}
+    return ("\n\nWhat each part adds: MSD minus the row, paired by seed (same seed, same target; the mean over the "
+            "seeds where both cells ran, then in brackets seed: difference)."
+            + (" The paper's Table 1 on the es/nl average: "
+               + ", ".join(f"MSD minus {row} {paper_gain(worse=row):+.2f}" for row in ROWS[1:5]) + "."
+               if paper else "")
+            + "\n\n| variant | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns)
+            + "".join(f"\n| {row} | " + " | ".join(cells.get((row, c), "") for c in columns) + " |"
+                      for row in dict.fromkeys(parts["variant"])))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", default="conll", choices=sorted(EXPERIMENTS))
@@ -98,18 +152,8 @@ def main() -> None:
               "msd_minus_wo_all_per_seed": {str(k): v for k, v in gains.items()},
               "msd_minus_wo_all_interval95": None if interval is None else [round(v, 2) for v in interval]}
     name = "msd_ablation" if args.experiment == "conll" else f"msd_ablation_{args.experiment}"
-    md = ("# MSD ablation (seqeval F1 on the target test sets)\n\n"
-          f"Encoder `{s.encoder}`, source `{s.source}`, first {s.eval_sentences} test sentences per target, "
-          f"{s.train_sentences} labelled / {s.unlabeled_sentences} unlabelled sentences, "
-          f"teacher {s.teacher_steps} steps, student {s.student_steps} steps (lr {s.student_lr:g}), batch {s.batch_size}. "
-          "Blank = not run (ours) or not in the paper. Paper = Table 1 of Ma et al. (2022), mBERT; 'direct transfer' = "
-          "single-head teacher applied to the target language (the paper's BS row). Cells accumulate in "
-          f"`{log_name(args.log_dir)}` over runs with "
-          "these settings (a grid run in parts); the line below names the last part's command. "
-          + (f"The table averages seed{'s' if len(complete) > 1 else ''} {', '.join(map(str, complete))}, "
-             "whose whole grid ran." if complete else "No seed has the whole grid yet.") + "\n\n"
-          + ablation_markdown(table) +
-          f"\n\nMSD minus w/o all (average): {gain if gain is not None else 'not available (cells missing)'}.")
+    md = header_markdown(s, args.log_dir, complete) + ablation_markdown(table) + (
+        f"\n\nMSD minus w/o all (average): {gain if gain is not None else 'not available (cells missing)'}.")
     md += ("\n\nEvery cell over all the seeds that ran it, mean ± sample standard deviation (seeds):\n\n"
            + cell_stats_markdown(stats))
     if records:
@@ -117,38 +161,13 @@ def main() -> None:
         fig_ax.figure.tight_layout()
         fig_ax.figure.savefig(RESULTS / f"{name}.png", dpi=120)
         md += f"\n\n![The grid with error bars, the paper's numbers as black marks]({name}.png)"
-    if teachers:
-        md += ("\n\nThe teachers of these seeds as `benchmarks/msd_teacher.py` trained and scored them (first test "
-               "sentences as above). A teacher retrained with the same seed for the grid on another machine (other CPU kernels "
-               "or thread count) can differ by about a point (`reproducibility_750_steps.md`; compare its 'direct "
-               "transfer' cells).\n\n"
-               "| seed | teacher | source F1 | " + " | ".join(s.targets) + " |\n|---|---|---|" + "---|" * len(s.targets)
-               + "".join(f"\n| {t['seed']} | {'multi-exit' if t['multi_exit'] else 'single exit'} | {t['source_f1']} | "
-                         + " | ".join(str(t["target_f1"].get(x, "")) for x in s.targets) + " |" for t in teachers))
-    else:
-        md += "\n\nNo teacher of this budget is on record in `msd_teacher.json` (run `benchmarks/msd_teacher.py`)."
+    md += teachers_markdown(teachers, s.targets)
     if by_seed.index.get_level_values("seed").nunique() > 1:
-        md += ("\n\nPer seed (each seed trains its own teachers and students):\n\n"
-               + ablation_markdown(by_seed.reset_index().set_index("variant"))
-               + "\n\nMSD minus w/o all per seed (paired by seed: same data order, teachers trained with that seed): "
-               + (", ".join(f"seed {k}: {v:+.2f}" for k, v in gains.items()) or "no seed has both rows on every target")
-               + (f"; mean {interval[0]:+.2f} over {len(gains)} seeds, 95% t-interval [{interval[1]:+.2f}, "
-                  f"{interval[2]:+.2f}]" if interval else "")
-               + ".")
+        md += per_seed_markdown(by_seed, gains, interval)
     parts = part_gains(records, s.targets)
     record["msd_minus_row"] = json.loads(parts.to_json(orient="records"))
     if not parts.empty:
-        columns = list(per_seed_table([], s.targets).columns)
-        cells = {(p.variant, p.column): f"{p.mean:+.2f} ({'; '.join(f'{k}: {v:+.2f}' for k, v in p.per_seed.items())})"
-                 for p in parts.itertuples()}
-        md += ("\n\nWhat each part adds: MSD minus the row, paired by seed (same seed, same target; the mean over the "
-               "seeds where both cells ran, then in brackets seed: difference)."
-               + (" The paper's Table 1 on the es/nl average: "
-                  + ", ".join(f"MSD minus {row} {paper_gain(worse=row):+.2f}" for row in ROWS[1:5]) + "."
-                  if args.experiment == "conll" else "")
-               + "\n\n| variant | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns)
-               + "".join(f"\n| {row} | " + " | ".join(cells.get((row, c), "") for c in columns) + " |"
-                         for row in dict.fromkeys(parts["variant"])))
+        md += part_gains_markdown(parts, s.targets, paper=args.experiment == "conll")
     control = ablation_records(profile, None, args.seeds, CONTROLS, out_dir=args.log_dir)
     if control:
         rows = ("MSD", *CONTROLS, "w/o all")
