@@ -18,6 +18,7 @@ an option (``resolve_types``, ``Extractor(one_type_per_mention=True)``), off by 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,6 @@ def type_confusions(passages: Sequence[Any], predictions: dict[str, str]) -> dic
         wrong = [(m, t) for m, t in pairs if t not in gold.get(m, ())]
         counts["false_positives"] += len(wrong)
         counts["other_type"] += sum(m in gold for m, _ in wrong)
-        mentions = [m for m, _ in pairs]
-        counts["multi_type_mentions"] += sum(mentions.count(m) > 1 for m in set(mentions))
+        types_per_mention = Counter(m for m, _ in pairs)
+        counts["multi_type_mentions"] += sum(n > 1 for n in types_per_mention.values())
     return counts
