@@ -142,6 +142,21 @@ def eval_records_from_dataset(
     return records
 
 
+def eval_records_from_annotations(annotations: Sequence[Any], prefix: str) -> list[dict]:
+    """Official-format records for teacher annotations (:class:`~nerlib.uniner.annotations.Annotation`): every type
+    of a passage is asked, those with mentions (gold: its mentions, in passage order, each once) and the types the
+    teacher was asked and found absent (gold ``[]``). Ids are ``<prefix>_<n>``."""
+    records = []
+    for ann in annotations:
+        mentions: dict[str, list[str]] = {}
+        for m, t in ann.entities:
+            if m not in mentions.setdefault(t, []):
+                mentions[t].append(m)
+        for t in [*mentions, *(t for t in ann.empty_types if t not in mentions)]:
+            records.append(eval_record(f"{prefix}_{len(records)}", ann.passage, t, mentions.get(t, [])))
+    return records
+
+
 def write_eval_file(records: Sequence[dict], path: str | Path) -> Path:
     """Write records as JSONL, one record per line, UTF-8 (the gold answers keep the official ``\\uXXXX``
     escapes inside their JSON list), like the course's copies of the official files."""

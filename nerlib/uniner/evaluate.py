@@ -50,6 +50,29 @@ class EvalPassage:
     queries: list[EvalQuery] = field(default_factory=list)
 
 
+#: The open-type evaluation on held-out teacher passages (not a CrossNER domain): :func:`eval_file`.
+OPEN_DOMAIN = "pile_held_out"
+
+
+def _held_out_file(split: str) -> Path:
+    """The evaluation file of :data:`OPEN_DOMAIN`, written once under ``$NERLIB_CACHE_DIR/uniner/eval/``."""
+    import hashlib
+
+    from nerlib.config import cache_dir
+    from nerlib.uniner.eval_data import eval_records_from_annotations
+    from nerlib.uniner.pile import held_out_pile_ner
+
+    if split != "test":
+        raise ValueError(f"{OPEN_DOMAIN!r} has a test split only (its passages are all held out), got {split!r}")
+    root = data_dir()
+    source = "hub" if root is None else "data-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    path = cache_dir() / "uniner" / "eval" / source / "PileNER_held_out.jsonl"
+    if not path.exists():
+        records = eval_records_from_annotations(held_out_pile_ner(), "PileNER_held_out")
+        write_eval_file(records, path.with_name(path.name + ".partial")).replace(path)
+    return path
+
+
 def eval_file(domain: str, split: str = "test") -> Path:
     """The evaluation file of a CrossNER domain (``ai``, ``literature``, ``music``, ``politics``, ``science``).
 
@@ -57,13 +80,18 @@ def eval_file(domain: str, split: str = "test") -> Path:
     folder has it; otherwise, and for ``split="validation"`` (where settings are chosen, so that the test passages
     stay unseen), the same kind of records built once from the domain's BIO split (the data folder's copy, or the
     hub's when ``NERLIB_DATA_DIR`` is unset, as on Colab) by :func:`nerlib.uniner.eval_data.eval_records_from_dataset`
-    and kept under ``$NERLIB_CACHE_DIR/uniner/eval/<source>/``."""
+    and kept under ``$NERLIB_CACHE_DIR/uniner/eval/<source>/``.
+
+    ``domain=OPEN_DOMAIN`` (``"pile_held_out"``) is not CrossNER: open-type questions on the Pile-NER-type passages
+    that no training set of the course reads (:func:`nerlib.uniner.pile.held_out_pile_ner`), test split only."""
     import hashlib
 
     from nerlib.config import cache_dir
 
+    if domain == OPEN_DOMAIN:
+        return _held_out_file(split)
     if domain not in DOMAIN_FILES:
-        raise ValueError(f"unknown CrossNER domain {domain!r}; choose from {', '.join(DOMAINS)}")
+        raise ValueError(f"unknown CrossNER domain {domain!r}; choose from {', '.join(DOMAINS)} (or {OPEN_DOMAIN!r})")
     if split not in ("test", "validation"):
         raise ValueError(f"unknown evaluation split {split!r}; choose 'test' or 'validation'")
     root = data_dir()

@@ -33,6 +33,17 @@ SLIMER_FILES = {
     False: "slimer_pileNER391_5pos5neg_FalseDef_validation.jsonl",
     True: "slimer_pileNER391_5pos5neg_TrueDef_validation.jsonl",
 }
+#: Passages at the end of the local sample that no training set reads: the open-type evaluation on text the
+#: student never saw (:func:`held_out_pile_ner`; ``nerlib.uniner.evaluate.eval_file("pile_held_out")``). Only a
+#: sample of at least twice as many passages gives them up (the course's has 882; a tiny test file keeps all).
+HELD_OUT_PASSAGES = 200
+
+
+def _split_held_out(annotations: list[Annotation]) -> tuple[list[Annotation], list[Annotation]]:
+    """(training passages, held-out passages) of the local sample: see :data:`HELD_OUT_PASSAGES`."""
+    if len(annotations) < 2 * HELD_OUT_PASSAGES:
+        return annotations, []
+    return annotations[:-HELD_OUT_PASSAGES], annotations[-HELD_OUT_PASSAGES:]
 #: The model name recorded with replayed answers (the paper's teacher).
 TEACHER_MODEL = "gpt-3.5-turbo (recorded Pile-NER-type answers)"
 
@@ -259,6 +270,28 @@ def conversation_to_example(record: dict, where: str = "record") -> InstructionE
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _local_slimer(folder: Path, definitions: bool = False) -> list[Annotation]:
+    local = folder / LOCAL_NAME / SLIMER_FILES[definitions]
+    if not local.is_file():
+        raise FileNotFoundError(f"{local} not found (is NERLIB_DATA_DIR the course data folder?)")
+    return read_slimer(local)
+
+
+def held_out_pile_ner() -> list[Annotation]:
+    """The local sample's last :data:`HELD_OUT_PASSAGES` passages, which :func:`load_pile_ner_type` never returns
+    for training: open-type questions (the teacher's types, including the ones it was asked and found absent) on
+    text no student of the course has seen. Needs ``$NERLIB_DATA_DIR`` (the hub's full data has no such split)."""
+    folder = data_dir()
+    if folder is None:
+        raise FileNotFoundError("the held-out Pile-NER-type passages need NERLIB_DATA_DIR (the course data folder "
+                                "with pile_ner_type/)")
+    held_out = _split_held_out(_local_slimer(folder))[1]
+    if not held_out:
+        raise ValueError(f"the local Pile-NER-type sample in {folder / LOCAL_NAME} has fewer than "
+                         f"{2 * HELD_OUT_PASSAGES} passages: none is held out")
+    return held_out
+
+
 def load_pile_ner_type(
     source: str = LOCAL_NAME, limit: int | None = None, definitions: bool = False
 ) -> list[Annotation]:
@@ -267,6 +300,7 @@ def load_pile_ner_type(
     ``source`` is ``"pile_ner_type"`` (the local SLIMER sample under ``$NERLIB_DATA_DIR``; the hub when that
     setting is absent), a path to a SLIMER-layout file, or a hub dataset name (``Universal-NER/Pile-NER-type``).
     ``definitions`` picks the local file whose SLIMER instructions carry type definitions (same answers).
+    The local sample's last :data:`HELD_OUT_PASSAGES` passages are never returned (:func:`held_out_pile_ner`).
     """
     path = Path(source)
     if path.is_file():
@@ -274,10 +308,8 @@ def load_pile_ner_type(
     if source == LOCAL_NAME:
         folder = data_dir()
         if folder is not None:
-            local = folder / LOCAL_NAME / SLIMER_FILES[definitions]
-            if not local.is_file():
-                raise FileNotFoundError(f"{local} not found (is NERLIB_DATA_DIR the course data folder?)")
-            return read_slimer(local, limit)
+            training = _split_held_out(_local_slimer(folder, definitions))[0]
+            return training if limit is None else training[:limit]
         source = HUB_NAME
     from nerlib.data.registry import hub_dataset  # the hub's parquet conversion if the repo were a script
 

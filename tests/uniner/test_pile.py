@@ -11,6 +11,8 @@ from nerlib.uniner.annotations import annotate, parse_tuples
 from nerlib.uniner.pile import (
     SLIMER_FILES,
     conversation_to_example,
+    HELD_OUT_PASSAGES,
+    held_out_pile_ner,
     load_pile_ner_type,
     load_type_definitions,
     parse_conversation,
@@ -136,9 +138,11 @@ DATA = os.environ.get("NERLIB_DATA_DIR")
 @pytest.mark.skipif(not DATA or not (Path(DATA) / "pile_ner_type").is_dir(), reason="course data not available")
 def test_real_recorded_data():
     anns = load_pile_ner_type()
-    assert len(anns) == 882  # MANIFEST: 1320 records, 882 passages
-    n_records = sum(len({t for _, t in a.entities}) + len(a.empty_types) for a in anns)
-    assert n_records == 1320
+    held_out = held_out_pile_ner()
+    assert len(anns) == 682 and len(held_out) == HELD_OUT_PASSAGES == 200  # MANIFEST: 882 passages in all
+    n_records = sum(len({t for _, t in a.entities}) + len(a.empty_types) for a in anns + held_out)
+    assert n_records == 1320  # MANIFEST: 1320 records
+    assert not {a.passage for a in anns} & {a.passage for a in held_out}  # no training set reads the tail
     assert SLIMER_FILES[True] != SLIMER_FILES[False]
     assert len(load_pile_ner_type(limit=16)) == 16
 
@@ -246,3 +250,54 @@ def test_type_definitions_need_the_local_file(tmp_path, monkeypatch):
         load_type_definitions(str(tmp_path / "missing.jsonl"))
     path = write(tmp_path, [def_rec("city", "CITY denotes towns.")])
     assert load_type_definitions(str(path)) == {"city": "CITY denotes towns."}
+
+
+def _local_sample(tmp_path, monkeypatch, n_passages):
+    folder = tmp_path / "data" / "pile_ner_type"
+    folder.mkdir(parents=True)
+    records = [rec(f"{i}:0", "city" if i % 2 else "person", f"Passage {i} about Tim Cook in Paris .",
+                   json.dumps(["Paris"] if i % 2 else []) if i % 3 else json.dumps(["Tim Cook", "Tim Cook"]))
+               for i in range(n_passages)]
+    write(folder, records, name=SLIMER_FILES[False])
+    monkeypatch.setenv("NERLIB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NERLIB_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_the_tail_of_a_full_local_sample_is_held_out_of_training(tmp_path, monkeypatch):
+    _local_sample(tmp_path, monkeypatch, 2 * HELD_OUT_PASSAGES + 10)
+    train, held_out = load_pile_ner_type(), held_out_pile_ner()
+    assert len(train) == HELD_OUT_PASSAGES + 10 and len(held_out) == HELD_OUT_PASSAGES
+    assert train[-1].passage.startswith(f"Passage {HELD_OUT_PASSAGES + 9} ")
+    assert held_out[0].passage.startswith(f"Passage {HELD_OUT_PASSAGES + 10} ")
+    assert load_pile_ner_type(limit=5) == train[:5] and len(load_pile_ner_type(limit=10_000)) == len(train)
+
+
+def test_a_small_local_sample_keeps_every_passage(tmp_path, monkeypatch):
+    _local_sample(tmp_path, monkeypatch, 2 * HELD_OUT_PASSAGES - 1)
+    assert len(load_pile_ner_type()) == 2 * HELD_OUT_PASSAGES - 1
+    with pytest.raises(ValueError, match="none is held out"):
+        held_out_pile_ner()
+
+
+def test_held_out_passages_as_an_open_type_evaluation_file(tmp_path, monkeypatch):
+    from nerlib.uniner.eval_data import eval_records_from_annotations
+    from nerlib.uniner.evaluate import OPEN_DOMAIN, eval_file, read_eval_file
+
+    _local_sample(tmp_path, monkeypatch, 2 * HELD_OUT_PASSAGES)
+    passages = read_eval_file(eval_file(OPEN_DOMAIN))
+    assert len(passages) == HELD_OUT_PASSAGES
+    first = passages[0]  # passage 200: 200 % 3 != 0 and even -> "person" asked, teacher found none
+    assert first.passage.startswith("Passage 200 ") and [(q.entity_type, q.gold) for q in first.queries] == [
+        ("person", "[]")]
+    third = passages[4]  # passage 204 = 3 * 68: a mention repeated by the teacher is asked once
+    assert [(q.entity_type, json.loads(q.gold)) for q in third.queries] == [("person", ["Tim Cook"])]
+    with pytest.raises(ValueError, match="test split only"):
+        eval_file(OPEN_DOMAIN, "validation")
+    from nerlib.uniner.annotations import Annotation
+
+    ann = Annotation("Ada met Bob in Rome .", [("Ada", "person"), ("Rome", "city"), ("Bob", "person")], ["date"])
+    records = eval_records_from_annotations([ann], "X")
+    assert [(r["id"], r["conversations"][2]["value"], r["conversations"][3]["value"]) for r in records] == [
+        ("X_0", "What describes person in the text?", '["Ada", "Bob"]'),
+        ("X_1", "What describes city in the text?", '["Rome"]'),
+        ("X_2", "What describes date in the text?", "[]")]
