@@ -28,8 +28,9 @@ matplotlib.use("Agg")  # files only
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-passages", type=int, nargs="+", default=None,
-                        help="teacher passages per student (0: every passage in the file; default: the profile's "
-                             "count, then all); the first is the reference")
+                        help="teacher passages per student (0: every training passage, 682 in the local sample, whose "
+                             "last 200 are held out; default: the profile's count, then all); the first is the "
+                             "reference")
     crossner_arguments(parser, split="validation")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one epoch)")
     parser.add_argument("--name", default="uniner_data_size")
