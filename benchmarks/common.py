@@ -75,6 +75,15 @@ def differences_table(differences: list[dict], first_column: str, label: Any) ->
     return "\n".join(lines)
 
 
+def differences_section(differences: list[dict], what: str, first_column: str = "comparison", label: Any = None) -> str:
+    """A comparison's paired differences as a Markdown section: "Paired differences of average strict F1
+    ``what``:" and their :func:`differences_table` (``label`` default ``a - b``); empty when there are none."""
+    if not differences:
+        return ""
+    return (f"\n\nPaired differences of average strict F1 {what}:\n\n"
+            + differences_table(differences, first_column, label or (lambda d: f"{d['a']} - {d['b']}")))
+
+
 def domain_figure(tables: dict, name: str, alt: str, title: str | None = None, **plot_options: Any) -> str:
     """Save :func:`nerlib.uniner.evaluate.plot_domains` of ``tables`` as ``results/<name>.png``; return the
     Markdown line that shows it."""

@@ -17,7 +17,7 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_NOTE, crossner_arguments, crossner_setup, differences_table, domain_figure, domain_rows,
+from common import (SCORE_NOTE, crossner_arguments, crossner_setup, differences_section, domain_figure, domain_rows,
                     provenance, scores_markdown, train_summary, write)
 
 matplotlib.use("Agg")  # files only
@@ -58,10 +58,8 @@ def main() -> None:
     md = scores_markdown(rows, ["budget", "domain"], ["max_new_tokens", "domain"]) + (
         f"\n\nStudent `{student}` (cached); first {limit or 'all'} passages per domain "
         f"({args.split} split), greedy answers. " + SCORE_NOTE)
-    if differences:
-        md += ("\n\nPaired differences of average strict F1 against the first budget (same passages, 95% paired "
-               "bootstrap interval over passages):\n\n")
-        md += differences_table(differences, "budget", lambda d: f"{d['budget']} - {d['against']}")
+    md += differences_section(differences, "against the first budget (same passages, 95% paired bootstrap interval "
+                              "over passages)", "budget", lambda d: f"{d['budget']} - {d['against']}")
     if len(args.domains) > 1:
         md += domain_figure({f"{b} new tokens": t for b, t in tables.items()}, args.name,
                             "Strict F1 per domain and answer budget", paper_rows=(),

@@ -19,8 +19,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_table, domain_figure,
-                    provenance, scores_markdown, write)
+from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_section,
+                    domain_figure, provenance, scores_markdown, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -64,10 +64,8 @@ def main() -> None:
         "frequency negatives (chapter 4's configuration): "
         + ", ".join(f"{t['global_step']} steps ({s})" for s, t in train.items() if "global_step" in t)
         + ". " + SCORE_NOTE)
-    if differences:
-        md += ("\n\nPaired differences of average strict F1 against the first student (same passages, 95% paired "
-               "bootstrap interval over passages; one training seed each):\n\n")
-        md += differences_table(differences, "comparison", lambda d: f"{d['a']} - {d['b']}")
+    md += differences_section(differences, "against the first student (same passages, 95% paired bootstrap "
+                              "interval over passages; one training seed each)")
     if len(args.domains) > 1:
         md += domain_figure(tables, args.name, f"Strict F1 per domain and amount of teacher data, {args.split} "
                             "passages", paper_rows=(), title=f"Zero-shot strict F1 by teacher data, {args.split} "

@@ -21,8 +21,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_table, domain_figure,
-                    provenance, scores_markdown, write)
+from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_section,
+                    domain_figure, provenance, scores_markdown, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -57,9 +57,9 @@ def main() -> None:
         "the negative-sampling students of chapter 4. 'grounded': the same answers keeping only the mentions found "
         "in the passage (word-bounded, exact, then with flexible spacing, then ignoring case), as nerlib's "
         "extractor returns them. " + SCORE_NOTE)
-    md += ("\n\nPaired differences of average strict F1, grounded minus as written (same answers and passages, "
-           "95% paired bootstrap interval over passages):\n\n")
-    md += differences_table(differences, "student", lambda d: d["b"])
+    md += differences_section(differences, "between the answers grounded and as written (grounded minus as written; "
+                              "same answers and passages, 95% paired bootstrap interval over passages)", "student",
+                              lambda d: d["b"])
     if len(args.domains) > 1:
         md += domain_figure(tables, args.name, f"Strict F1 per domain, answers as written and grounded, {args.split} "
                             "passages", paper_rows=(), title=f"Zero-shot strict F1, answers as written and grounded, "

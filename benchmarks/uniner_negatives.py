@@ -20,8 +20,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_table, domain_figure,
-                    provenance, scores_markdown, write)
+from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_section,
+                    domain_figure, provenance, scores_markdown, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -65,10 +65,8 @@ def main() -> None:
     md = scores_markdown(rows, ["strategy", "domain"]) + (
         f"\n\nFirst {limit or 'all'} passages per domain ({args.split} split); "
         f"student `{profile.uniner.student}`. " + SCORE_NOTE)
-    if differences:
-        md += ("\n\nPaired differences of average strict F1 (same passages, 95% paired bootstrap interval over "
-               "passages; one training seed, so seed-to-seed variation is not in the interval):\n\n")
-        md += differences_table(differences, "comparison", lambda d: f"{d['a']} - {d['b']}")
+    md += differences_section(differences, "(same passages, 95% paired bootstrap interval over passages; one "
+                              "training seed, so seed-to-seed variation is not in the interval)")
     if len(args.domains) > 1:
         md += domain_figure({s.replace("+", " negatives, ") if "+" in s else f"{s} negatives": t
                              for s, t in tables.items()}, args.name,

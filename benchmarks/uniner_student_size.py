@@ -18,8 +18,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_table, domain_figure,
-                    provenance, scores_markdown, write)
+from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_section,
+                    domain_figure, provenance, scores_markdown, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -49,10 +49,8 @@ def main() -> None:
         f"(r={profile.uniner.lora_r}) on the same teacher data with frequency negatives (chapter 4's configuration), "
         "for " + ", ".join(f"{t['global_step']} steps ({s})" for s, t in train.items() if "global_step" in t)
         + ". " + SCORE_NOTE)
-    if differences:
-        md += ("\n\nPaired differences of average strict F1 against the first student (same passages, 95% paired "
-               "bootstrap interval over passages; one training seed each):\n\n")
-        md += differences_table(differences, "comparison", lambda d: f"{d['a']} - {d['b']}")
+    md += differences_section(differences, "against the first student (same passages, 95% paired bootstrap "
+                              "interval over passages; one training seed each)")
     if len(args.domains) > 1:
         md += domain_figure(tables, args.name, f"Strict F1 per domain and student, {args.split} passages",
                             paper_rows=(), title=f"Zero-shot strict F1 by student, {args.split} passages "
