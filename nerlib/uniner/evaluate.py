@@ -54,19 +54,26 @@ class EvalPassage:
 OPEN_DOMAIN = "pile_held_out"
 
 
-def _held_out_file(split: str) -> Path:
-    """The evaluation file of :data:`OPEN_DOMAIN`, written once under ``$NERLIB_CACHE_DIR/uniner/eval/``."""
+def _built_eval_folder() -> Path:
+    """Where evaluation files built from the data are kept: ``$NERLIB_CACHE_DIR/uniner/eval/<source>/``, one folder
+    per data folder (or ``hub`` without one)."""
     import hashlib
 
     from nerlib.config import cache_dir
+
+    root = data_dir()
+    source = "hub" if root is None else "data-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    return cache_dir() / "uniner" / "eval" / source
+
+
+def _held_out_file(split: str) -> Path:
+    """The evaluation file of :data:`OPEN_DOMAIN`, written once under :func:`_built_eval_folder`."""
     from nerlib.uniner.eval_data import eval_records_from_annotations
     from nerlib.uniner.pile import held_out_pile_ner
 
     if split != "test":
         raise ValueError(f"{OPEN_DOMAIN!r} has a test split only (its passages are all held out), got {split!r}")
-    root = data_dir()
-    source = "hub" if root is None else "data-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
-    path = cache_dir() / "uniner" / "eval" / source / "PileNER_held_out.jsonl"
+    path = _built_eval_folder() / "PileNER_held_out.jsonl"
     if not path.exists():
         records = eval_records_from_annotations(held_out_pile_ner(), "PileNER_held_out")
         write_eval_file(records, path.with_name(path.name + ".partial")).replace(path)
@@ -84,10 +91,6 @@ def eval_file(domain: str, split: str = "test") -> Path:
 
     ``domain=OPEN_DOMAIN`` (``"pile_held_out"``) is not CrossNER: open-type questions on the Pile-NER-type passages
     that no training set of the course reads (:func:`nerlib.uniner.pile.held_out_pile_ner`), test split only."""
-    import hashlib
-
-    from nerlib.config import cache_dir
-
     if domain == OPEN_DOMAIN:
         return _held_out_file(split)
     if domain not in DOMAIN_FILES:
@@ -99,9 +102,8 @@ def eval_file(domain: str, split: str = "test") -> Path:
         official = root / "uniner_eval" / f"{DOMAIN_FILES[domain]}.jsonl"
         if official.exists():
             return official
-    source = "hub" if root is None else "data-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
     name = DOMAIN_FILES[domain] + ("" if split == "test" else f"-{split}")
-    path = cache_dir() / "uniner" / "eval" / source / f"{name}.jsonl"
+    path = _built_eval_folder() / f"{name}.jsonl"
     if not path.exists():
         records = eval_records_from_dataset(f"crossner_{domain}", split=split)
         partial = write_eval_file(records, path.with_name(path.name + ".partial"))

@@ -38,12 +38,6 @@ SLIMER_FILES = {
 #: sample of at least twice as many passages gives them up (the course's has 882; a tiny test file keeps all).
 HELD_OUT_PASSAGES = 200
 
-
-def _split_held_out(annotations: list[Annotation]) -> tuple[list[Annotation], list[Annotation]]:
-    """(training passages, held-out passages) of the local sample: see :data:`HELD_OUT_PASSAGES`."""
-    if len(annotations) < 2 * HELD_OUT_PASSAGES:
-        return annotations, []
-    return annotations[:-HELD_OUT_PASSAGES], annotations[-HELD_OUT_PASSAGES:]
 #: The model name recorded with replayed answers (the paper's teacher).
 TEACHER_MODEL = "gpt-3.5-turbo (recorded Pile-NER-type answers)"
 
@@ -271,10 +265,18 @@ def conversation_to_example(record: dict, where: str = "record") -> InstructionE
 
 
 def _local_slimer(folder: Path, definitions: bool = False) -> list[Annotation]:
+    """Every passage of the local SLIMER sample under the data folder ``folder``."""
     local = folder / LOCAL_NAME / SLIMER_FILES[definitions]
     if not local.is_file():
         raise FileNotFoundError(f"{local} not found (is NERLIB_DATA_DIR the course data folder?)")
     return read_slimer(local)
+
+
+def _split_held_out(annotations: list[Annotation]) -> tuple[list[Annotation], list[Annotation]]:
+    """(training passages, held-out passages) of the local sample: see :data:`HELD_OUT_PASSAGES`."""
+    if len(annotations) < 2 * HELD_OUT_PASSAGES:
+        return annotations, []
+    return annotations[:-HELD_OUT_PASSAGES], annotations[-HELD_OUT_PASSAGES:]
 
 
 def held_out_pile_ner() -> list[Annotation]:
