@@ -139,23 +139,32 @@ def train_summary(record: dict) -> dict:
 
 
 #: The score columns of a UniversalNER results table (one row of ``nerlib.uniner.evaluate.evaluate_domains``).
-SCORE_HEADER = "strict F1 | 95% interval | partial F1 | answers [] | gold [] | parse failures | queries"
+SCORE_HEADER = ("strict F1 | 95% interval | partial F1 | answers [] | gold [] | missed | invented | parse failures | "
+                "queries")
 SCORE_NOTE = ("The interval is a percentile bootstrap over passages (1,000 resamples; for the average, of the mean "
               "over domains). 'answers []' is the share of questions answered with an empty list, 'gold []' the share "
-              "whose gold answer is empty.")
+              "whose gold answer is empty; 'missed' is the share of questions with gold mentions answered with none, "
+              "'invented' the share of gold-empty questions answered with some (- where not recorded).")
 
 
 def domain_scores(row: Any) -> dict:
     """One ``evaluate_domains`` row as plain numbers for a results file."""
     keys = ("f1", "f1_low", "f1_high", "partial_f1", "empty_pred_share", "empty_gold_share")
-    return {**{k: float(row[k]) for k in keys}, "parse_failures": int(row["parse_failures"]),
+    errors = {k: float(row[k]) for k in ("missed_share", "invented_share") if k in row.index}
+    return {**{k: float(row[k]) for k in keys}, **errors, "parse_failures": int(row["parse_failures"]),
             "queries": int(row["queries"])}
+
+
+def _share(value: Any) -> str:
+    """A percentage cell, ``-`` for a share not recorded (older results) or undefined (NaN)."""
+    return "-" if value is None or value != value else f"{value:.0f}%"
 
 
 def score_cells(r: dict) -> str:
     """The :data:`SCORE_HEADER` cells of a :func:`domain_scores` record."""
     return (f"{r['f1']:.1f} | {r['f1_low']:.1f}-{r['f1_high']:.1f} | {r['partial_f1']:.1f} | "
-            f"{r['empty_pred_share']:.0f}% | {r['empty_gold_share']:.0f}% | {r['parse_failures']} | {r['queries']}")
+            f"{r['empty_pred_share']:.0f}% | {r['empty_gold_share']:.0f}% | {_share(r.get('missed_share'))} | "
+            f"{_share(r.get('invented_share'))} | {r['parse_failures']} | {r['queries']}")
 
 
 def domain_rows(table: Any, **labels: Any) -> list[dict]:

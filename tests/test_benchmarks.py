@@ -118,8 +118,10 @@ def test_domain_scores_and_their_table_cells():
     assert scores == {"f1": 26.24, "f1_low": 21.0, "f1_high": 31.46, "partial_f1": 28.5, "empty_pred_share": 40.2,
                       "empty_gold_share": 79.0, "parse_failures": 3, "queries": 260}
     cells = common.score_cells(scores)
-    assert cells == "26.2 | 21.0-31.5 | 28.5 | 40% | 79% | 3 | 260"
+    assert cells == "26.2 | 21.0-31.5 | 28.5 | 40% | 79% | - | - | 3 | 260"  # a row without the error shares
     assert len(cells.split(" | ")) == len(common.SCORE_HEADER.split(" | "))
+    both = common.domain_scores(pd.concat([row, pd.Series({"missed_share": 30.4, "invented_share": float("nan")})]))
+    assert both["missed_share"] == 30.4 and common.score_cells(both) == "26.2 | 21.0-31.5 | 28.5 | 40% | 79% | 30% | - | 3 | 260"
 
 
 def test_crossner_options_give_the_profiles_passages_unless_told(monkeypatch):
@@ -160,8 +162,8 @@ def test_domain_rows_and_their_markdown_table():
     assert list(rows[0])[:2] == ["strategy", "domain"]  # labels first, as the results files keep them
     md = common.scores_markdown(rows, ["strategy", "domain"], ["negatives", "domain"]).splitlines()
     assert md[0] == f"| negatives | domain | {common.SCORE_HEADER} |"
-    assert md[1] == "|---|---|" + "---|" * 7
-    assert md[2] == "| none | ai | 26.2 | 21.0-31.5 | 28.5 | 40% | 79% | 3 | 260 |" and len(md) == 4
+    assert md[1] == "|---|---|" + "---|" * 9
+    assert md[2] == "| none | ai | 26.2 | 21.0-31.5 | 28.5 | 40% | 79% | - | - | 3 | 260 |" and len(md) == 4
 
 
 def test_comparison_pairs_against_the_first_or_each_before():

@@ -226,8 +226,11 @@ def score(passages: Sequence[EvalPassage], predictions: dict[str, str],
           counts: Sequence[tuple[float, int, int]] | None = None) -> dict:
     """Strict and partial precision/recall/F1, a 95% bootstrap interval of strict F1 over passages
     (``f1_low``, ``f1_high``), parse failures, and how many answers and gold answers are empty (``[]``).
+    The two ways an answer's emptiness can be wrong, counted per question: ``missed_questions`` (the gold names
+    mentions, the answer none: ``[]`` or a parse failure) and ``invented_questions`` (the gold is ``[]``, the answer
+    names something). A student can answer ``[]`` as often as the gold does and still make both errors often.
     ``counts``: the passages' :func:`passage_counts`, when the caller has them already."""
-    from nerlib.metrics import bootstrap_f1, score_answers
+    from nerlib.metrics import bootstrap_f1, parse_answer, score_answers
 
     queries = [q for p in passages for q in p.queries]
     missing = [q.id for q in queries if q.id not in predictions]
@@ -237,6 +240,7 @@ def score(passages: Sequence[EvalPassage], predictions: dict[str, str],
     preds = [predictions[q.id] for q in queries]
     strict = score_answers(golds, preds)
     partial = score_answers(golds, preds, partial=True)
+    named = [(bool(parse_answer(g)[0]), bool(parse_answer(p)[0])) for g, p in zip(golds, preds)]
     return {
         "passages": len(passages),
         "queries": len(queries),
@@ -249,6 +253,8 @@ def score(passages: Sequence[EvalPassage], predictions: dict[str, str],
         "parse_failures": strict["parse_failures"],
         "empty_predictions": sum(p.strip() == "[]" for p in preds),
         "empty_golds": sum(g.strip() == "[]" for g in golds),
+        "missed_questions": sum(g and not p for g, p in named),
+        "invented_questions": sum(p and not g for g, p in named),
         **dict(zip(("f1_low", "f1_high"), bootstrap_f1([counts or passage_counts(passages, predictions)])
                    if passages else (0.0, 0.0))),
     }
@@ -296,7 +302,9 @@ def evaluate_domains(
     """One row per domain and an ``average`` row, a ``pandas.DataFrame`` indexed by domain: strict and partial F1 in
     percent with a 95% bootstrap interval of strict F1 over passages (``f1_low``, ``f1_high``; the average row's
     is the interval of the mean over domains), parse failures, the share of empty answers beside the gold's
-    (``empty_pred_share``, ``empty_gold_share``, percent) and seconds. ``cache_dir`` keeps per-domain prediction
+    (``empty_pred_share``, ``empty_gold_share``, percent), the two errors behind that share (``missed_share``: of
+    the questions whose gold names mentions, the percent answered with none; ``invented_share``: of those whose gold
+    is ``[]``, the percent answered with some; NaN where a domain has no such question) and seconds. ``cache_dir`` keeps per-domain prediction
     files for resuming. ``split="validation"`` asks the domains' validation passages instead of the test ones (to
     choose settings without looking at the test set). ``table.attrs["passage_counts"]`` keeps each domain's
     per-passage counts, for :func:`f1_difference`, ``table.attrs["predictions"]`` the scored answers of each
@@ -333,8 +341,10 @@ def evaluate_domains(
     table = pd.DataFrame(rows).set_index("domain")
     table["empty_pred_share"] = table["empty_predictions"] / table["queries"]
     table["empty_gold_share"] = table["empty_golds"] / table["queries"]
+    table["missed_share"] = table["missed_questions"] / (table["queries"] - table["empty_golds"])
+    table["invented_share"] = table["invented_questions"] / table["empty_golds"]
     for col in ("precision", "recall", "f1", "partial_precision", "partial_recall", "partial_f1", "f1_low",
-                "f1_high", "empty_pred_share", "empty_gold_share"):
+                "f1_high", "empty_pred_share", "empty_gold_share", "missed_share", "invented_share"):
         table[col] = 100 * table[col]
     if len(table) > 1:
         table.loc["average"] = table.mean(numeric_only=True)
@@ -347,8 +357,10 @@ def evaluate_domains(
     return table
 
 
-#: The columns that compare students at a glance: strict F1 with its interval, partial F1, empty-answer shares.
-SUMMARY_COLUMNS = ("f1", "f1_low", "f1_high", "partial_f1", "empty_pred_share", "empty_gold_share")
+#: The columns that compare students at a glance: strict F1 with its interval, partial F1, empty-answer shares and
+#: the two errors behind them.
+SUMMARY_COLUMNS = ("f1", "f1_low", "f1_high", "partial_f1", "empty_pred_share", "empty_gold_share", "missed_share",
+                   "invented_share")
 
 
 def averages(tables: dict[str, Any]) -> Any:

@@ -71,6 +71,19 @@ def test_scores_match_hand_computed_values(eval_path, fake_answer):
     assert 0.0 <= s["f1_low"] <= s["f1"] <= s["f1_high"] <= 1.0
 
 
+def test_missed_and_invented_questions_are_counted_per_question(eval_path):
+    """The share of ``[]`` answers can match the gold's while the student errs both ways: here one answer names
+    nothing where the gold names Paris (missed), one names something where the gold is ``[]`` (invented), and the
+    prose answer names nothing (neither: it is a parse failure, and missed only where the gold names mentions)."""
+    passages = E.read_eval_file(eval_path)
+    preds = {"X_0": '["Obama"]', "X_1": "[]", "X_2": "no list", "X_3": '["New York"]', "X_4": '["Rome"]'}
+    s = E.score(passages, preds)
+    assert s["missed_questions"] == 2 and s["invented_questions"] == 1  # X_1 and X_2 (prose); X_4
+    assert s["empty_predictions"] == 1 and s["empty_golds"] == 1  # equal shares, yet three questions wrong
+    right = {"X_0": '["Obama"]', "X_1": '["Paris"]', "X_2": '["Beatles"]', "X_3": '["New York"]', "X_4": "[]"}
+    assert E.score(passages, right)["missed_questions"] == 0 == E.score(passages, right)["invented_questions"]
+
+
 def test_predictions_cache_resumes(eval_path, fake_answer, tmp_path):
     passages = E.read_eval_file(eval_path)
     cache = tmp_path / "preds.jsonl"
@@ -152,6 +165,7 @@ def test_f1_difference_pairs_two_students_on_the_same_passages(eval_path, fake_a
     monkeypatch.setattr(infer, "answer", lambda model, tok, passage, types, **kw: ["[]" for _ in types])
     silent = E.evaluate_domains(None, None, ["ai", "music"], progress=False)
     assert silent.loc["average", "f1"] == 0.0
+    assert silent.loc["average", "missed_share"] == 100.0 and silent.loc["average", "invented_share"] == 0.0
     # the good student scores F1 0.5 on each domain, the silent one 0: every resample draws passages where the good
     # one is ahead or level, so the paired interval lies in [0, 100] around the difference
     summary = E.averages({"good": good, "silent": silent, "ai only": good.loc[["ai"]]})
@@ -180,3 +194,6 @@ def test_grounded_scoring_drops_mentions_not_in_the_passage(eval_path, fake_answ
     assert grounded.loc["ai", "parse_failures"] == 1
     assert grounded.attrs["passage_counts"]["ai"] == [(1.0, 2, 1), (1.0, 2, 1), (0.0, 0, 0)]
     assert grounded.attrs["predictions"]["ai"]["X_1"] == "[]"  # the scored answers are the grounded ones
+    # grounding empties both "York City" answers: 2 of the 4 questions with gold mentions are now missed
+    assert raw.loc["ai", "missed_share"] == 0.0 and grounded.loc["ai", "missed_share"] == 50.0
+    assert raw.loc["ai", "invented_share"] == 0.0  # the one gold-empty question got prose, which names nothing
