@@ -1,9 +1,14 @@
 """Zero-shot strict and partial F1 per CrossNER domain: the untuned student against the instruction-tuned one.
 
+The tuned student is chapter 5's: teacher passages plus the profile's supervised sentences. Where the profile has
+supervised data, the student tuned on the teacher passages alone (chapter 4's frequency student) is scored too, with
+the paired difference between them.
+
 Training and predictions are cached under ``$NERLIB_CACHE_DIR/uniner`` (an interrupted run resumes where it
 stopped). Writes ``benchmarks/results/<name>.{json,md}`` (default name ``uniner_zero_shot``).
 
     python benchmarks/uniner_zero_shot.py                            # the profile's settings, all 5 domains
+    python benchmarks/uniner_zero_shot.py --skip-base                # without the untuned model (slow on a CPU)
     python benchmarks/uniner_zero_shot.py --steps 1 --passages 1 --name uniner_zero_shot_tiny   # plumbing check
     python benchmarks/uniner_zero_shot.py --student gemma-3-270m --name uniner_zero_shot_gemma --skip-base  # larger
 """
@@ -15,8 +20,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_NOTE, crossner_arguments, crossner_setup, domain_figure, domain_scores, provenance,
-                    scores_markdown, train_summary, write)
+from common import (SCORE_NOTE, crossner_arguments, crossner_setup, differences_section, domain_figure,
+                    domain_scores, provenance, scores_markdown, train_summary, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -30,10 +35,14 @@ def main() -> None:
                         "default: the profile's)")
     parser.add_argument("--name", default="uniner_zero_shot")
     parser.add_argument("--skip-base", action="store_true",
-                        help="score only the tuned student (the untuned one answers in prose: slow on a CPU)")
+                        help="do not score the untuned student (it answers in prose: slow on a CPU)")
+    parser.add_argument("--skip-teacher-only", action="store_true",
+                        help="do not score the student tuned on the teacher data alone (chapter 4's frequency "
+                             "student), the reference of the supervised data's paired difference")
     args = parser.parse_args()
     profile, limit = crossner_setup(args)
 
+    from nerlib.uniner.evaluate import f1_difference
     from nerlib.uniner.pipeline import evaluate_base, train_and_evaluate
 
     u = profile.uniner
@@ -43,7 +52,12 @@ def main() -> None:
     # the tuned student first: on a CPU the untuned one (which answers in prose until the token budget) takes as long
     # the model chapter 5 loads (same settings, so the same cache key)
     tuned, record = train_and_evaluate(profile, u, limit=limit, split=args.split)
-    scored = {"tuned": tuned}
+    scored, differences = {"tuned": tuned}, []
+    if u.supervised_datasets and not args.skip_teacher_only:  # what the supervised mixture adds, on the same passages
+        alone, _ = train_and_evaluate(profile, dataclasses.replace(u, supervised_datasets=()), limit=limit,
+                                      split=args.split)
+        scored["teacher only"] = alone
+        differences = [{"a": "tuned", "b": "teacher only", **f1_difference(tuned, alone)}]
     if not args.skip_base:
         scored = {"base": evaluate_base(profile, args.domains, limit, split=args.split, model=u.student), **scored}
     rows = []
@@ -53,11 +67,18 @@ def main() -> None:
     size = {"passages_per_domain": limit, "train_steps": record["global_step"], "train_passages": record["examples"],
             "student": u.student, "train_seconds": record["seconds"]}
     record_out = {"provenance": provenance(profile.name, split=args.split, **size), "rows": rows,
-                  "train": train_summary(record)}
+                  "train": train_summary(record), "differences": differences}
     md = scores_markdown(rows, ["domain", "model"]) + (
         f"\n\nStudent `{u.student}` ({'LoRA r=%d' % u.lora_r if u.lora else 'full'}), "
         f"{record['examples']} training passages, {record['global_step']} steps; first "
         f"{limit or 'all'} passages per domain ({args.split} split). {SCORE_NOTE}")
+    if u.supervised_datasets:
+        md += (f" 'tuned' learns from the teacher passages and the supervised sentences of "
+               f"{', '.join(u.supervised_datasets)} (dataset-specific template, chapter 5)"
+               + (", 'teacher only' from the teacher passages alone (chapter 4's frequency student)."
+                  if differences else "."))
+    md += differences_section(differences, "that the supervised sentences add (same passages, 95% paired bootstrap "
+                              "interval over passages; one training seed each)")
     if len(args.domains) > 1:
         md += domain_figure({f"{u.student} {'untuned' if label == 'base' else label}": table
                              for label, table in reversed(scored.items())}, args.name,
