@@ -229,8 +229,10 @@ def string_f1(gold_lists: Sequence[Sequence[str]], pred_lists: Sequence[Sequence
 
 def score_answers(gold_texts: Sequence[str], pred_texts: Sequence[str], partial: bool = False) -> dict:
     """Score raw answers as the official UniversalNER script does: parse both sides with :func:`parse_answer`,
-    then :func:`string_f1`. Adds ``parse_failures`` (predictions that were not a JSON list) and ``n_queries``;
-    a gold answer that does not parse is a data error and raises ``ValueError`` naming its index."""
+    then :func:`string_f1`. Adds ``parse_failures`` (predictions that were not a JSON list), ``n_queries``,
+    ``missed_queries`` (the gold names mentions, the prediction none) and ``invented_queries`` (the gold names none,
+    the prediction some); a gold answer that does not parse is a data error and raises ``ValueError`` naming its
+    index."""
     if len(gold_texts) != len(pred_texts):
         raise ValueError(f"score_answers: {len(gold_texts)} gold answers but {len(pred_texts)} predictions")
     golds, preds, failures = [], [], 0
@@ -243,7 +245,9 @@ def score_answers(gold_texts: Sequence[str], pred_texts: Sequence[str], partial:
         golds.append(gold)
         preds.append(pred)
     result = string_f1(golds, preds, partial=partial)
-    result.update(parse_failures=failures, n_queries=len(gold_texts))
+    result.update(parse_failures=failures, n_queries=len(gold_texts),
+                  missed_queries=sum(bool(g) and not p for g, p in zip(golds, preds)),
+                  invented_queries=sum(bool(p) and not g for g, p in zip(golds, preds)))
     return result
 
 

@@ -108,6 +108,9 @@ def test_string_f1_partial():
 def test_score_answers_counts_parse_failures():
     r = score_answers(['["BERT"]', "[]", '["Paris"]'], ['["bert"]', "I do not know", '["Paris", "Rome"]'])
     assert (r["tp"], r["n_gold"], r["n_pred"], r["parse_failures"], r["n_queries"]) == (2, 2, 3, 1, 3)
+    assert (r["missed_queries"], r["invented_queries"]) == (0, 0)  # the prose answer names nothing where gold is []
+    r = score_answers(['["BERT"]', "[]"], ["[]", '["Rome"]'])
+    assert (r["missed_queries"], r["invented_queries"]) == (1, 1)
     with pytest.raises(ValueError, match="gold answer 0"):
         score_answers(["oops"], ["[]"])
 

@@ -230,7 +230,7 @@ def score(passages: Sequence[EvalPassage], predictions: dict[str, str],
     mentions, the answer none: ``[]`` or a parse failure) and ``invented_questions`` (the gold is ``[]``, the answer
     names something). A student can answer ``[]`` as often as the gold does and still make both errors often.
     ``counts``: the passages' :func:`passage_counts`, when the caller has them already."""
-    from nerlib.metrics import bootstrap_f1, parse_answer, score_answers
+    from nerlib.metrics import bootstrap_f1, score_answers
 
     queries = [q for p in passages for q in p.queries]
     missing = [q.id for q in queries if q.id not in predictions]
@@ -240,7 +240,6 @@ def score(passages: Sequence[EvalPassage], predictions: dict[str, str],
     preds = [predictions[q.id] for q in queries]
     strict = score_answers(golds, preds)
     partial = score_answers(golds, preds, partial=True)
-    named = [(bool(parse_answer(g)[0]), bool(parse_answer(p)[0])) for g, p in zip(golds, preds)]
     return {
         "passages": len(passages),
         "queries": len(queries),
@@ -253,8 +252,8 @@ def score(passages: Sequence[EvalPassage], predictions: dict[str, str],
         "parse_failures": strict["parse_failures"],
         "empty_predictions": sum(p.strip() == "[]" for p in preds),
         "empty_golds": sum(g.strip() == "[]" for g in golds),
-        "missed_questions": sum(g and not p for g, p in named),
-        "invented_questions": sum(p and not g for g, p in named),
+        "missed_questions": strict["missed_queries"],
+        "invented_questions": strict["invented_queries"],
         **dict(zip(("f1_low", "f1_high"), bootstrap_f1([counts or passage_counts(passages, predictions)])
                    if passages else (0.0, 0.0))),
     }
@@ -304,8 +303,8 @@ def evaluate_domains(
     is the interval of the mean over domains), parse failures, the share of empty answers beside the gold's
     (``empty_pred_share``, ``empty_gold_share``, percent), the two errors behind that share (``missed_share``: of
     the questions whose gold names mentions, the percent answered with none; ``invented_share``: of those whose gold
-    is ``[]``, the percent answered with some; NaN where a domain has no such question) and seconds. ``cache_dir`` keeps per-domain prediction
-    files for resuming. ``split="validation"`` asks the domains' validation passages instead of the test ones (to
+    is ``[]``, the percent answered with some; NaN where a domain has no such question) and seconds.
+    ``cache_dir`` keeps per-domain prediction files for resuming. ``split="validation"`` asks the domains' validation passages instead of the test ones (to
     choose settings without looking at the test set). ``table.attrs["passage_counts"]`` keeps each domain's
     per-passage counts, for :func:`f1_difference`, ``table.attrs["predictions"]`` the scored answers of each
     domain by record id, and ``split`` and ``limit`` which passages they answer (for :func:`domain_confusions`).
