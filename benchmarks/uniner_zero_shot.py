@@ -20,8 +20,8 @@ import dataclasses
 
 import matplotlib
 
-from common import (SCORE_NOTE, crossner_arguments, crossner_setup, differences_section, domain_figure,
-                    domain_scores, provenance, scores_markdown, train_summary, write)
+from common import (SCORE_NOTE, compare_students, crossner_arguments, crossner_setup, differences_section,
+                    domain_figure, domain_scores, provenance, scores_markdown, write)
 
 matplotlib.use("Agg")  # files only
 
@@ -42,22 +42,21 @@ def main() -> None:
     args = parser.parse_args()
     profile, limit = crossner_setup(args)
 
-    from nerlib.uniner.evaluate import f1_difference
-    from nerlib.uniner.pipeline import evaluate_base, train_and_evaluate
+    from nerlib.uniner.pipeline import evaluate_base
 
     u = profile.uniner
     u = dataclasses.replace(u, student=args.student or u.student,
                             max_steps=args.steps if args.steps is not None else -1,
                             max_passages=args.max_passages or u.max_passages, eval_domains=tuple(args.domains))
-    # the tuned student first: on a CPU the untuned one (which answers in prose until the token budget) takes as long
-    # the model chapter 5 loads (same settings, so the same cache key)
-    tuned, record = train_and_evaluate(profile, u, limit=limit, split=args.split)
-    scored, differences = {"tuned": tuned}, []
-    if u.supervised_datasets and not args.skip_teacher_only:  # what the supervised mixture adds, on the same passages
-        alone, _ = train_and_evaluate(profile, dataclasses.replace(u, supervised_datasets=()), limit=limit,
-                                      split=args.split)
-        scored["teacher only"] = alone
-        differences = [{"a": "tuned", "b": "teacher only", **f1_difference(tuned, alone)}]
+    # the tuned student first (the model chapter 5 loads: same settings, so the same cache key), then what the
+    # supervised mixture adds on the same passages; on a CPU the untuned model (which answers in prose until the token
+    # budget) takes as long
+    variants = {"tuned": {"settings": u}}
+    if u.supervised_datasets and not args.skip_teacher_only:
+        variants["teacher only"] = {"settings": dataclasses.replace(u, supervised_datasets=())}
+    pairs = [("tuned", "teacher only")] if len(variants) > 1 else []
+    result = compare_students(profile, variants, limit, args.split, "model", against=pairs)
+    scored, differences, record = result["tables"], result["differences"], result["train"]["tuned"]
     if not args.skip_base:
         scored = {"base": evaluate_base(profile, args.domains, limit, split=args.split, model=u.student), **scored}
     rows = []
@@ -67,7 +66,7 @@ def main() -> None:
     size = {"passages_per_domain": limit, "train_steps": record["global_step"], "train_passages": record["examples"],
             "student": u.student, "train_seconds": record["seconds"]}
     record_out = {"provenance": provenance(profile.name, split=args.split, **size), "rows": rows,
-                  "train": train_summary(record), "differences": differences}
+                  "train": record, "differences": differences}
     md = scores_markdown(rows, ["domain", "model"]) + (
         f"\n\nStudent `{u.student}` ({'LoRA r=%d' % u.lora_r if u.lora else 'full'}), "
         f"{record['examples']} training passages, {record['global_step']} steps; first "
