@@ -312,31 +312,45 @@ def evaluate_domains(
     mention; cached beside the predictions as ``<domain>.resolved.jsonl``). ``ground_mentions`` scores them after
     :func:`nerlib.uniner.extract.ground_answer` (only the mentions found in the passage, as the extractor returns
     them; not the paper's metric, which scores every string written)."""
+    passages, answers, seconds = {}, {}, {}
+    for domain in domains:
+        passages[domain] = read_eval_file(eval_file(domain, split), limit)
+        cache = Path(cache_dir) / f"{domain}.jsonl" if cache_dir is not None else None
+        start = time.perf_counter()
+        preds = predict(model, tokenizer, passages[domain], max_new_tokens, shared_prefix, cache, progress, eos,
+                        variant)
+        if resolve_types:
+            from nerlib.uniner.resolve import resolve_predictions
+
+            resolved = Path(cache_dir) / f"{domain}.resolved.jsonl" if cache_dir is not None else None
+            preds = resolve_predictions(model, tokenizer, passages[domain], preds, resolved, progress, eos)
+        if ground_mentions:
+            from nerlib.uniner.extract import ground_answer
+
+            text = {q.id: p.passage for p in passages[domain] for q in p.queries}
+            preds = {rid: ground_answer(text[rid], a) if rid in text else a for rid, a in preds.items()}
+        seconds[domain] = time.perf_counter() - start
+        answers[domain] = preds
+    return score_domains(passages, answers, split, limit, seconds)
+
+
+def score_domains(passages: dict[str, Sequence[EvalPassage]], predictions: dict[str, dict[str, str]],
+                  split: str = "test", limit: int | None = None, seconds: dict[str, float] | None = None) -> "Any":
+    """The table of :func:`evaluate_domains` from answers already made: ``predictions[domain]`` maps the record ids
+    of ``passages[domain]`` to answer texts (``split`` and ``limit`` only label the table; ``seconds`` per domain,
+    NaN where not given)."""
     import pandas as pd
 
     from nerlib.metrics import bootstrap_f1
 
     rows = []
     counts, answers = [], []
-    for domain in domains:
-        passages = read_eval_file(eval_file(domain, split), limit)
-        cache = Path(cache_dir) / f"{domain}.jsonl" if cache_dir is not None else None
-        start = time.perf_counter()
-        preds = predict(model, tokenizer, passages, max_new_tokens, shared_prefix, cache, progress, eos, variant)
-        if resolve_types:
-            from nerlib.uniner.resolve import resolve_predictions
-
-            resolved = Path(cache_dir) / f"{domain}.resolved.jsonl" if cache_dir is not None else None
-            preds = resolve_predictions(model, tokenizer, passages, preds, resolved, progress, eos)
-        if ground_mentions:
-            from nerlib.uniner.extract import ground_answer
-
-            text = {q.id: p.passage for p in passages for q in p.queries}
-            preds = {rid: ground_answer(text[rid], a) if rid in text else a for rid, a in preds.items()}
-        seconds = time.perf_counter() - start
+    for domain, ps in passages.items():
+        preds = predictions[domain]
         answers.append(preds)
-        counts.append(passage_counts(passages, preds))
-        rows.append({"domain": domain, **score(passages, preds, counts[-1]), "seconds": seconds})
+        counts.append(passage_counts(ps, preds))
+        rows.append({"domain": domain, **score(ps, preds, counts[-1]),
+                     "seconds": (seconds or {}).get(domain, float("nan"))})
     table = pd.DataFrame(rows).set_index("domain")
     table["empty_pred_share"] = table["empty_predictions"] / table["queries"]
     table["empty_gold_share"] = table["empty_golds"] / table["queries"]
@@ -350,8 +364,8 @@ def evaluate_domains(
         low, high = bootstrap_f1(counts)
         table.loc["average", ["f1_low", "f1_high"]] = [100 * low, 100 * high]
     table = table.round(2)
-    table.attrs["passage_counts"] = dict(zip(domains, counts))
-    table.attrs["predictions"] = dict(zip(domains, answers))  # the scored answers by record id, per domain
+    table.attrs["passage_counts"] = dict(zip(passages, counts))
+    table.attrs["predictions"] = dict(zip(passages, answers))  # the scored answers by record id, per domain
     table.attrs["split"], table.attrs["limit"] = split, limit  # which passages were asked
     return table
 
@@ -442,5 +456,5 @@ __all__ = [
     "DOMAINS", "DOMAIN_FILES", "EvalPassage", "EvalQuery", "SUMMARY_COLUMNS", "averages", "eval_file",
     "evaluate_domains", "f1_difference",
     "parse_record",
-    "passage_counts", "plot_domains", "predict", "read_eval_file", "score", "score_per_type",
+    "passage_counts", "plot_domains", "predict", "read_eval_file", "score", "score_domains", "score_per_type",
 ]

@@ -185,6 +185,40 @@ def encode_prefix(model: Any, prefix: Sequence[int]) -> Any:
 
 
 @torch.no_grad()
+def continue_batch(
+    model: Any,
+    suffixes: Sequence[Sequence[int]],
+    prefix_cache: Any,
+    prefix_len: int,
+    pad_id: int = 0,
+    tail: int = 1,
+) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
+    """Feed every suffix after a copy of the passage's prefix cache, in one right-padded batch (each row keeps its
+    own positions and mask). Returns (the next-token logits at each row's last ``tail`` positions, shape
+    ``(rows, tail, vocabulary)``, the extended cache, the attention mask, each row's next position): the start of
+    :func:`greedy_continue_batch`, and what :mod:`nerlib.uniner.calibrate` reads the empty answer's margin from."""
+    k = len(suffixes)
+    device = model.device
+    cache = copy.deepcopy(prefix_cache)
+    cache.batch_repeat_interleave(k)
+    lengths = [len(s) for s in suffixes]
+    width = max(lengths)
+    ids = torch.full((k, width), pad_id, dtype=torch.long, device=device)
+    suffix_mask = torch.zeros((k, width), dtype=torch.long, device=device)
+    for i, suf in enumerate(suffixes):
+        ids[i, : len(suf)] = torch.tensor(list(suf), device=device)
+        suffix_mask[i, : len(suf)] = 1
+    mask = torch.cat([torch.ones((k, prefix_len), dtype=torch.long, device=device), suffix_mask], dim=1)
+    positions = prefix_len + torch.arange(width, device=device).expand(k, width)
+    result = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+    rows = torch.arange(k, device=device).unsqueeze(1)
+    last = torch.tensor([[n - tail + j for j in range(tail)] for n in lengths], device=device)
+    logits = result.logits[rows, last]
+    next_pos = torch.tensor([prefix_len + n for n in lengths], device=device)
+    return logits, result.past_key_values, mask, next_pos
+
+
+@torch.no_grad()
 def greedy_continue_batch(
     model: Any,
     suffixes: Sequence[Sequence[int]],
@@ -200,22 +234,8 @@ def greedy_continue_batch(
     :func:`generate_answer` computes for it alone; the rows decode in lock-step until all have stopped."""
     k = len(suffixes)
     device = model.device
-    cache = copy.deepcopy(prefix_cache)
-    cache.batch_repeat_interleave(k)
-    lengths = [len(s) for s in suffixes]
-    width = max(lengths)
-    ids = torch.full((k, width), pad_id, dtype=torch.long, device=device)
-    suffix_mask = torch.zeros((k, width), dtype=torch.long, device=device)
-    for i, suf in enumerate(suffixes):
-        ids[i, : len(suf)] = torch.tensor(list(suf), device=device)
-        suffix_mask[i, : len(suf)] = 1
-    mask = torch.cat([torch.ones((k, prefix_len), dtype=torch.long, device=device), suffix_mask], dim=1)
-    positions = prefix_len + torch.arange(width, device=device).expand(k, width)
-    result = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
-    cache = result.past_key_values
-    last = torch.tensor([n - 1 for n in lengths], device=device)
-    logits = result.logits[torch.arange(k, device=device), last]
-    next_pos = torch.tensor([prefix_len + n for n in lengths], device=device)
+    logits, cache, mask, next_pos = continue_batch(model, suffixes, prefix_cache, prefix_len, pad_id)
+    logits = logits[:, -1]
     outputs: list[list[int]] = [[] for _ in range(k)]
     active = [True] * k
     for step in range(max_new_tokens):
@@ -339,6 +359,6 @@ def answer(
 
 __all__ = [
     "EncodedPrompt", "PromptTooLong", "answer", "answer_all_in_one", "answer_per_query", "parse_pairs", "answer_shared_prefix", "check_length",
-    "decode_answer", "encode_prefix", "encode_prompts", "generate_answer", "greedy_continue_batch", "new_cache",
+    "continue_batch", "decode_answer", "encode_prefix", "encode_prompts", "generate_answer", "greedy_continue_batch", "new_cache",
     "stop_ids",
 ]

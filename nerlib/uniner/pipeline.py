@@ -399,6 +399,14 @@ def _split_suffix(folder: str, split: str) -> str:
     return folder if split == "test" else f"{folder}-{split}"
 
 
+def predictions_folder(name: str, key: str, variant: str, max_new_tokens: int, limit: int | None,
+                       split: str) -> Path:
+    """Where :func:`train_and_evaluate` caches the answers of the student ``<name>-<key>`` (one file per domain):
+    ``$NERLIB_CACHE_DIR/uniner/predictions/<name>-<key>-<variant>-<max_new_tokens>-<limit>[-<split>]``."""
+    return cache_dir() / "uniner" / "predictions" / _split_suffix(
+        f"{name}-{key}-{variant}-{max_new_tokens}-{limit}", split)
+
+
 def train_and_evaluate(
     profile: Profile,
     settings: UniNERSettings | None = None,
@@ -426,13 +434,45 @@ def train_and_evaluate(
     model, tok, record = train_or_load(profile, examples, name=name, variant=variant, settings=settings,
                                        progress=progress)
     limit = settings.eval_passages_per_domain if limit == -1 else limit
-    folder = cache_dir() / "uniner" / "predictions" / _split_suffix(
-        f"{name}-{record['key']}-{variant}-{settings.max_new_tokens}-{limit}", split)
+    folder = predictions_folder(name, record["key"], variant, settings.max_new_tokens, limit, split)
     new_tokens = settings.max_new_tokens if variant == "per_type" else 4 * settings.max_new_tokens
     table = evaluate_domains(model, tok, domains or settings.eval_domains, limit, new_tokens,
                              cache_dir=folder, progress=progress, variant=variant, split=split,
                              resolve_types=resolve_types, ground_mentions=ground_mentions)
     return table, record
+
+
+def answers_and_margins(
+    profile: Profile,
+    settings: UniNERSettings | None = None,
+    domains: Sequence[str] | None = None,
+    limit: int | None = -1,
+    split: str = "test",
+    max_bias: float = 6.0,
+    progress: bool = True,
+) -> tuple[dict, dict, dict, dict]:
+    """What :mod:`nerlib.uniner.calibrate` needs to score every empty-answer bias up to ``max_bias`` for the student
+    of ``settings`` (trained or loaded as by :func:`train_and_evaluate`): per domain, the evaluation passages, the
+    plain answers (by record id) and the margin records; and the student's training record. The margins are cached beside the answers
+    (``<domain>.margins-<max_bias>.jsonl``), so chapters and benchmarks record them once."""
+    from nerlib.uniner.calibrate import predict_margins
+    from nerlib.uniner.evaluate import eval_file
+
+    settings = settings or profile.uniner
+    domains = list(domains or settings.eval_domains)
+    examples = build_training_examples(settings, seed=profile.seed, progress=False)
+    table, record = train_and_evaluate(profile, settings, examples=examples, domains=domains, limit=limit,
+                                       split=split, progress=progress)
+    model, tok, _ = train_or_load(profile, examples, settings=settings, progress=progress)
+    limit = settings.eval_passages_per_domain if limit == -1 else limit
+    folder = predictions_folder(student_name(settings), record["key"], "per_type", settings.max_new_tokens, limit,
+                                split)
+    passages, margins = {}, {}
+    for domain in domains:
+        passages[domain] = read_eval_file(eval_file(domain, split), limit)
+        margins[domain] = predict_margins(model, tok, passages[domain], settings.max_new_tokens, max_bias,
+                                          folder / f"{domain}.margins-{max_bias:g}.jsonl", progress)
+    return passages, table.attrs["predictions"], margins, record
 
 
 if __name__ == "__main__":

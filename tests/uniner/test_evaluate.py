@@ -197,3 +197,16 @@ def test_grounded_scoring_drops_mentions_not_in_the_passage(eval_path, fake_answ
     # grounding empties both "York City" answers: 2 of the 4 questions with gold mentions are now missed
     assert raw.loc["ai", "missed_share"] == 0.0 and grounded.loc["ai", "missed_share"] == 50.0
     assert raw.loc["ai", "invented_share"] == 0.0  # the one gold-empty question got prose, which names nothing
+
+
+def test_score_domains_scores_answers_already_made_as_evaluate_domains_does(eval_path, fake_answer, monkeypatch):
+    monkeypatch.setattr(E, "eval_file", lambda domain, split="test": eval_path)
+    made = E.evaluate_domains(None, None, ["ai", "music"], progress=False)
+    passages = {d: E.read_eval_file(eval_path) for d in ("ai", "music")}
+    again = E.score_domains(passages, made.attrs["predictions"], "test", None)
+    columns = [c for c in made.columns if c != "seconds"]
+    assert again[columns].equals(made[columns])
+    assert again.attrs["passage_counts"] == made.attrs["passage_counts"] and again["seconds"].isna().all()
+    silent = E.score_domains(passages, {d: {q.id: "[]" for p in ps for q in p.queries} for d, ps in passages.items()})
+    assert silent.loc["average", "f1"] == 0.0 and silent.loc["average", "missed_share"] == 100.0
+    assert E.f1_difference(made, silent)["difference"] == 50.0  # the tables pair as evaluate_domains' tables do

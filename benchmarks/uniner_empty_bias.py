@@ -1,0 +1,113 @@
+"""The empty-answer bias: chapter 4's frequency student with the ``[]`` answer made less likely, chosen on validation.
+
+The student misses about four in ten questions whose gold names mentions (it answers ``[]``). A bias subtracted
+from the logit of the token that starts the empty answer (:mod:`nerlib.uniner.calibrate`) trades those misses for
+invented answers; one pass records each question's margin and forced answer, so the whole curve of biases is
+scored from it. The bias is chosen on CrossNER's **validation** passages (highest average strict F1), then the
+student is scored with it on the test passages and on the held-out open-type questions, against the plain answers
+(paired, same passages). Students and plain answers are chapter 4's (cached under ``$NERLIB_CACHE_DIR/uniner``;
+missing ones are made first). Writes ``benchmarks/results/<name>.{json,md,png}`` (default ``uniner_empty_bias``).
+
+    python benchmarks/uniner_empty_bias.py --threads 1
+    python benchmarks/uniner_empty_bias.py --fill validation --threads 1   # one split's answers and margins only
+    python benchmarks/uniner_empty_bias.py --steps 1 --passages 1 --domains ai --no-open-types --name tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import matplotlib
+
+from common import (SCORE_NOTE, RESULTS, crossner_arguments, crossner_setup, differences_section, domain_rows,
+                    markdown_table, provenance, scores_markdown, train_summary, write)
+
+matplotlib.use("Agg")  # files only
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    crossner_arguments(parser, split=None)
+    parser.add_argument("--strategy", default="frequency", choices=["none", "uniform", "frequency"],
+                        help="chapter 4's student to calibrate")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: one epoch)")
+    parser.add_argument("--biases", type=float, nargs="+", default=[i / 4 for i in range(25)],
+                        help="biases to score (logits; default 0 to 6 by 0.25)")
+    parser.add_argument("--no-open-types", action="store_true", help="skip the held-out open-type questions")
+    parser.add_argument("--fill", choices=["validation", "test", "open"], default=None,
+                        help="only make (and cache) one split's answers and margins, print its curve, write nothing")
+    parser.add_argument("--name", default="uniner_empty_bias")
+    args = parser.parse_args()
+    if any(b < 0 for b in args.biases) or 0.0 not in args.biases:
+        parser.error("--biases must be >= 0 and include 0 (the plain answers)")
+    profile, limit = crossner_setup(args)
+
+    from nerlib.uniner.calibrate import apply_bias, bias_curve, choose_bias, plot_bias_curve
+    from nerlib.uniner.evaluate import OPEN_DOMAIN, f1_difference, score_domains
+    from nerlib.uniner.pipeline import answers_and_margins
+
+    u = dataclasses.replace(profile.uniner, negative_sampling=args.strategy, supervised_datasets=(),
+                            max_steps=args.steps if args.steps is not None else -1, eval_domains=tuple(args.domains))
+    biases = sorted(set(args.biases))
+    max_bias = max(biases)
+    sets = {"validation": (args.domains, limit, "validation"), "test": (args.domains, limit, "test")}
+    if not args.no_open_types:
+        sets["open"] = ([OPEN_DOMAIN], None, "test")  # all its passages, as the open-type results
+    if args.fill:
+        domains, lim, split = sets[args.fill]
+        passages, answers, margins, _ = answers_and_margins(profile, u, domains, lim, split, max_bias)
+        print(bias_curve(passages, answers, margins, biases).to_string())
+        return
+
+    data = {k: answers_and_margins(profile, u, *v, max_bias) for k, v in sets.items()}
+    curves = {k: bias_curve(p, a, m, biases) for k, (p, a, m, _) in data.items()}
+    chosen = choose_bias(curves["validation"])
+    label = {b: f"{args.strategy}, bias {b:g}" if b else args.strategy for b in (0.0, chosen)}
+    rows, tables, differences = [], {}, []
+    for k, (passages, answers, margins, _) in data.items():
+        split = sets[k][2]
+        for b in sorted({0.0, chosen}):
+            biased = {d: apply_bias(answers[d], margins[d], b) for d in passages}
+            tables[k, b] = score_domains(passages, biased, split, sets[k][1])
+            rows += domain_rows(tables[k, b], set=k, answers=label[b])
+        if chosen != 0:
+            differences.append({"set": k, "a": label[chosen], "b": label[0.0],
+                                **f1_difference(tables[k, chosen], tables[k, 0.0])})
+    record = data["validation"][3]
+    titles = {"validation": "CrossNER validation", "test": "CrossNER test", "open": "open types (held out)"}
+    names = {"validation": f"{titles['validation']}, first {limit or 'all'} passages per domain (the bias is chosen "
+                           "here)",
+             "test": f"{titles['test']}, first {limit or 'all'} passages per domain",
+             "open": f"{titles['open']}, all their passages"}
+    record_out = {
+        "provenance": provenance(profile.name, passages_per_domain=limit, train_steps=args.steps,
+                                 student=profile.uniner.student, strategy=args.strategy, max_bias=max_bias),
+        "chosen_bias": chosen, "chosen_on": "validation",
+        "curves": {k: c.reset_index().to_dict(orient="records") for k, c in curves.items()},
+        "rows": rows, "train": train_summary(record), "differences": differences,
+    }
+    md = (f"The bias is chosen on the validation passages: **{chosen:g}** (highest average strict F1 among "
+          f"{len(biases)} biases from 0 to {max_bias:g}).\n\n")
+    md += scores_markdown(rows, ["set", "answers", "domain"]) + (
+        f"\n\nStudent `{profile.uniner.student}`, chapter 4's {args.strategy}-negatives student; 'bias b': the same "
+        "student decoding greedily with b subtracted from the logit of the token that starts the empty answer "
+        "(`nerlib.uniner.calibrate`). Sets: " + "; ".join(f"{k}: {names[k]}" for k in data) + ". " + SCORE_NOTE)
+    md += differences_section(differences, "of the biased answers against the plain ones (same student and "
+                              "passages, 95% paired bootstrap interval over passages; one training seed)", "set",
+                              lambda d: d["set"])
+    for k, c in curves.items():
+        md += (f"\n\nThe curve on {titles[k]} (averages over the domains; 'changed': the share of answers the bias "
+               "changed):\n\n"
+               + markdown_table(c.reset_index().to_dict(orient="records"),
+                                ["bias", "f1", "empty_pred_share", "missed_share", "invented_share", "changed_share"]))
+    axes = plot_bias_curve({titles[k]: c for k, c in curves.items()}, chosen)
+    axes[0].figure.tight_layout()
+    axes[0].figure.savefig(RESULTS / f"{args.name}.png", dpi=120)
+    md += f"\n\n![Strict F1, missed and invented shares against the empty-answer bias]({args.name}.png)"
+    write(args.name, record_out, md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
