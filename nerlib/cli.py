@@ -58,6 +58,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (biases)."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     value = int(text)
@@ -351,7 +359,7 @@ def cmd_uniner_extract(args: argparse.Namespace) -> JsonLines:
     texts = _texts(args)
     return JsonLines(fn(args.model, args.types, texts, max_new_tokens=args.max_new_tokens,
                         max_passage_tokens=args.max_passage_tokens,
-                        one_type_per_mention=args.one_type_per_mention))
+                        one_type_per_mention=args.one_type_per_mention, empty_bias=args.empty_bias))
 
 
 def _card_scores(args: argparse.Namespace, command: str) -> dict | None:
@@ -625,6 +633,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longer texts are cut into windows of at most N tokens (default: 256)")
     p.add_argument("--one-type-per-mention", action="store_true",
                    help="a mention answered under several types keeps only the type the model was most sure of")
+    p.add_argument("--empty-bias", type=non_negative_float, default=0.0, metavar="B",
+                   help="make the empty answer [] B logits less likely (chosen on validation passages: "
+                        "benchmarks/uniner_empty_bias.py; default 0)")
     _common(p)
     p.set_defaults(func=cmd_uniner_extract)
     p = usub.add_parser("export", help="merge a LoRA student into a plain causal LM folder with a model card",

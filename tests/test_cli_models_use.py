@@ -127,6 +127,15 @@ def test_uniner_extract_text_and_input(student, tmp_path, capsys):
     (out,) = _lines(capsys)
     spans = [(e["start"], e["end"]) for e in out["entities"]]
     assert len(spans) == len(set(spans))
+    # an empty-answer bias runs the calibrated decoder; a negative one is refused before any work
+    assert cli.main(["uniner", "extract", "--model", str(student), "--types", "person,location", "--text", text,
+                     "--max-new-tokens", "6", "--empty-bias", "2.5"]) == 0
+    (out,) = _lines(capsys)
+    for e in out["entities"]:
+        assert text[e["start"]:e["end"]] == e["text"]
+    with pytest.raises(SystemExit):
+        cli.main(["uniner", "extract", "--model", str(student), "--types", "x", "--text", "y", "--empty-bias", "-1"])
+    assert "is not a number >= 0" in capsys.readouterr().err
 
 
 def test_uniner_make_eval_and_evaluate(student, tmp_path, capsys, fixtures):

@@ -134,10 +134,12 @@ def apply_bias(answers: Mapping[str, str], choices: Mapping[str, Mapping[str, An
 
 
 def answer_with_bias(model: Any, tokenizer: Any, passage: str, entity_types: Sequence[str], bias: float,
-                     max_new_tokens: int = 64, eos: str | None = None, dataset: str | None = None) -> list[str]:
+                     max_new_tokens: int = 64, eos: str | None = None, dataset: str | None = None,
+                     max_length: int | None = None) -> list[str]:
     """Answer every type question about ``passage`` greedily with the empty answer's decision token ``bias``
     logits less likely (``bias=0``: the plain answers of :func:`nerlib.uniner.infer.answer`)."""
-    plain = infer.answer_shared_prefix(model, tokenizer, passage, entity_types, dataset, max_new_tokens, eos)
+    plain = infer.answer_shared_prefix(model, tokenizer, passage, entity_types, dataset, max_new_tokens, eos,
+                                       max_length)
     if bias == 0:
         return plain
     choices = empty_margins(model, tokenizer, passage, entity_types, max_new_tokens, bias, eos, dataset=dataset)

@@ -171,10 +171,14 @@ class Extractor:
     """A trained UniversalNER student (LoRA adapter, merged/exported model or a model name) that extracts
     entities of any types from raw text. ``max_passage_tokens`` caps a window (the course trains on 256-token
     passages); the model's context also bounds it. ``one_type_per_mention`` resolves a mention named under several
-    types of one window to one type (:func:`nerlib.uniner.resolve.resolve_passage`)."""
+    types of one window to one type (:func:`nerlib.uniner.resolve.resolve_passage`). ``empty_bias`` makes the empty
+    answer that many logits less likely (:mod:`nerlib.uniner.calibrate`; 0: plain greedy answers)."""
 
     def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = 64, max_passage_tokens: int = 256,
-                 max_length: int | None = None, one_type_per_mention: bool = False) -> None:
+                 max_length: int | None = None, one_type_per_mention: bool = False, empty_bias: float = 0.0) -> None:
+        if not empty_bias >= 0:
+            raise ValueError(f"empty_bias must be >= 0 (logits taken from the empty answer), got {empty_bias}")
+        self.empty_bias = empty_bias
         self.one_type_per_mention = one_type_per_mention
         self.model = model
         self.tokenizer = tokenizer
@@ -226,8 +230,14 @@ class Extractor:
         entities: set[Entity] = set()
         unmatched: list[dict] = []
         for offset, window in windows(text, self._n_tokens, self.passage_budget(types)):
-            answers = answer(self.model, self.tokenizer, window, types, max_new_tokens=self.max_new_tokens,
-                             max_length=self.max_length)
+            if self.empty_bias:
+                from nerlib.uniner.calibrate import answer_with_bias
+
+                answers = answer_with_bias(self.model, self.tokenizer, window, types, self.empty_bias,
+                                           self.max_new_tokens, max_length=self.max_length)
+            else:
+                answers = answer(self.model, self.tokenizer, window, types, max_new_tokens=self.max_new_tokens,
+                                 max_length=self.max_length)
             if self.one_type_per_mention:
                 from nerlib.uniner.resolve import resolve_passage
 

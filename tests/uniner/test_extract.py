@@ -135,3 +135,26 @@ def test_read_texts_splits_on_newlines_only(tmp_path):
     path = tmp_path / "texts.txt"
     path.write_bytes("\ufeffOne text\u2028with a line separator\n\nSecond text\n".encode("utf-8"))
     assert list(read_texts(path)) == ["One text\u2028with a line separator", "Second text"]
+
+
+def test_extractor_with_an_empty_bias_answers_as_the_calibrated_decoder(monkeypatch):
+    from uniner_tiny_lm import tiny_model, tiny_tokenizer
+
+    from nerlib.uniner import calibrate
+
+    calls = []
+    real = calibrate.answer_with_bias
+
+    def spy(model, tok, passage, types, bias, *args, **kwargs):
+        calls.append(bias)
+        return real(model, tok, passage, types, bias, *args, **kwargs)
+
+    monkeypatch.setattr(calibrate, "answer_with_bias", spy)
+    text, types = "Barack Obama visited Paris .", ["person", "location"]
+    plain = X.Extractor(tiny_model(), tiny_tokenizer(), max_new_tokens=6).extract(text, types)
+    assert calls == []  # no bias: the plain answers, no margins computed
+    X.Extractor(tiny_model(), tiny_tokenizer(), max_new_tokens=6, empty_bias=2.0).extract(text, types)
+    assert calls == [2.0]
+    assert X.Extractor(tiny_model(), tiny_tokenizer(), max_new_tokens=6, empty_bias=0.0).extract(text, types) == plain
+    with pytest.raises(ValueError, match="empty_bias must be >= 0"):
+        X.Extractor(tiny_model(), tiny_tokenizer(), empty_bias=-1.0)
