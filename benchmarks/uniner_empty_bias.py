@@ -100,10 +100,11 @@ def main() -> None:
         f"\n\nStudent `{profile.uniner.student}`, chapter 4's {args.strategy}-negatives student; 'bias b': the same "
         "student decoding greedily with b subtracted from the logit of the token that starts the empty answer "
         "(`nerlib.uniner.calibrate`); 'grounded': the same answers keeping only the mentions found in the passage, "
-        "as nerlib's extractor returns them (not the paper's metric). Sets: " + "; ".join(f"{k}: {names[k]}" for k in data) + ". " + SCORE_NOTE)
+        "as nerlib's extractor returns them (not the paper's metric). Sets: "
+        + "; ".join(f"{k}: {names[k]}" for k in data) + ". " + SCORE_NOTE)
     md += differences_section(differences, "of the biased answers against the plain ones (same student and "
-                              "passages, 95% paired bootstrap interval over passages; one training seed)", "set: comparison",
-                              lambda d: f"{d['set']}: {d['a']} - {d['b']}")
+                              "passages, 95% paired bootstrap interval over passages; one training seed)",
+                              "set: comparison", lambda d: f"{d['set']}: {d['a']} - {d['b']}")
     for k, c in curves.items():
         md += (f"\n\nThe curve on {titles[k]} (averages over the domains; 'changed': the share of answers the bias "
                "changed):\n\n"

@@ -453,8 +453,8 @@ def answers_and_margins(
 ) -> tuple[dict, dict, dict, dict]:
     """What :mod:`nerlib.uniner.calibrate` needs to score every empty-answer bias up to ``max_bias`` for the student
     of ``settings`` (trained or loaded as by :func:`train_and_evaluate`): per domain, the evaluation passages, the
-    plain answers (by record id) and the margin records; and the student's training record. The margins are cached beside the answers
-    (``<domain>.margins-<max_bias>.jsonl``), so chapters and benchmarks record them once."""
+    plain answers (by record id) and the margin records; and the student's training record. The margins are cached
+    beside the answers (``<domain>.margins-<max_bias>.jsonl``), so chapters and benchmarks record them once."""
     from nerlib.uniner.calibrate import predict_margins
     from nerlib.uniner.evaluate import eval_file
 
