@@ -43,7 +43,7 @@ def main() -> None:
         parser.error("--biases must be >= 0 and include 0 (the plain answers)")
     profile, limit = crossner_setup(args)
 
-    from nerlib.uniner.calibrate import apply_bias, bias_curve, choose_bias, plot_bias_curve
+    from nerlib.uniner.calibrate import apply_bias, bias_curve, choose_bias, forced_answers, plot_bias_curve
     from nerlib.uniner.evaluate import OPEN_DOMAIN, f1_difference, score_domains
     from nerlib.uniner.extract import ground_answer
     from nerlib.uniner.pipeline import answers_and_margins
@@ -63,6 +63,7 @@ def main() -> None:
 
     data = {k: answers_and_margins(profile, u, *v, max_bias) for k, v in sets.items()}
     curves = {k: bias_curve(p, a, m, biases) for k, (p, a, m, _) in data.items()}
+    second = {k: forced_answers(p, a, m) for k, (p, a, m, _) in data.items()}
     chosen = choose_bias(curves["validation"])
     rows, differences = [], []
     for k, (passages, answers, margins, _) in data.items():
@@ -92,7 +93,7 @@ def main() -> None:
                                  student=profile.uniner.student, strategy=args.strategy, max_bias=max_bias),
         "chosen_bias": chosen, "chosen_on": "validation",
         "curves": {k: c.reset_index().to_dict(orient="records") for k, c in curves.items()},
-        "rows": rows, "train": train_summary(record), "differences": differences,
+        "rows": rows, "train": train_summary(record), "differences": differences, "forced_answers": second,
     }
     md = (f"The bias is chosen on the validation passages: **{chosen:g}** (highest average strict F1 among "
           f"{len(biases)} biases from 0 to {max_bias:g}).\n\n")
@@ -105,6 +106,12 @@ def main() -> None:
     md += differences_section(differences, "of the biased answers against the plain ones (same student and "
                               "passages, 95% paired bootstrap interval over passages; one training seed)",
                               "set: comparison", lambda d: f"{d['set']}: {d['a']} - {d['b']}")
+    md += ("\n\nThe student's second choice where it answered `[]` (the forced answers, which a large enough bias "
+           "gives): on the questions it missed (gold mentions), the strict scores of those answers against the gold "
+           "and the share naming at least one gold mention; on the gold-empty questions, the share that name "
+           "something (inventions):\n\n" + markdown_table(
+               [{"set": k, **v} for k, v in second.items()],
+               ["set", "missed", "precision", "recall", "f1", "with_a_gold_mention", "empty", "invented"]))
     for k, c in curves.items():
         md += (f"\n\nThe curve on {titles[k]} (averages over the domains; 'changed': the share of answers the bias "
                "changed):\n\n"

@@ -207,6 +207,35 @@ def bias_curve(passages: Mapping[str, Sequence[Any]], answers: Mapping[str, Mapp
     return pd.DataFrame(rows).set_index("bias")
 
 
+def forced_answers(passages: Mapping[str, Sequence[Any]], answers: Mapping[str, Mapping[str, str]],
+                   choices: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict:
+    """How right the student's second choice is where it answered ``[]``: over all domains, the questions answered
+    ``[]`` that have a forced answer, split by the gold. ``missed`` (the gold names mentions): how many, and the
+    strict precision, recall and F1 (percent) of their forced answers against the gold, and the percent whose
+    forced answer names at least one gold mention; ``empty`` (the gold is ``[]``): how many, and the percent whose
+    forced answer names something (an invention at any bias that flips it). If a bias is to fix the misses, the
+    forced answers of the missed questions must be mostly right."""
+    from nerlib.metrics import parse_answer, score_answers
+
+    golds, forced, empty, invented = [], [], 0, 0
+    for domain, ps in passages.items():
+        for q in (q for p in ps for q in p.queries):
+            c = choices[domain].get(q.id, {})
+            if answers[domain][q.id].strip() != "[]" or c.get("forced") is None:
+                continue
+            if q.gold.strip() == "[]":
+                empty += 1
+                invented += bool(parse_answer(c["forced"])[0])
+            else:
+                golds.append(q.gold)
+                forced.append(c["forced"])
+    s = score_answers(golds, forced) if golds else {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    hits = sum(bool(set(parse_answer(f)[0]) & set(parse_answer(g)[0])) for g, f in zip(golds, forced))
+    return {"missed": len(golds), "precision": 100 * s["precision"], "recall": 100 * s["recall"],
+            "f1": 100 * s["f1"], "with_a_gold_mention": 100 * hits / len(golds) if golds else float("nan"),
+            "empty": empty, "invented": 100 * invented / empty if empty else float("nan")}
+
+
 def choose_bias(curve: "Any") -> float:
     """The bias of highest average strict F1 on ``curve`` (a :func:`bias_curve` of validation passages); among
     equal scores the smallest bias, so the answers change no more than needed."""
@@ -242,4 +271,4 @@ def plot_bias_curve(curves: Mapping[str, Any], chosen: float | None = None, axes
 
 
 __all__ = ["Decision", "answer_with_bias", "apply_bias", "bias_curve", "biased_answer", "choose_bias",
-           "empty_decision", "empty_margins", "plot_bias_curve", "predict_margins"]
+           "empty_decision", "empty_margins", "forced_answers", "plot_bias_curve", "predict_margins"]

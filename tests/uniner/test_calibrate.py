@@ -163,3 +163,17 @@ def test_margins_are_cached_and_resumed(tmp_path):
     cache.write_text('{"id": "x"}\n')
     with pytest.raises(ValueError, match=r"margins.jsonl:1: not a margin record"):
         calibrate.predict_margins(model, tok, passages, NEW_TOKENS, 100.0, cache, progress=False)
+
+
+def test_forced_answers_are_scored_where_the_student_answered_empty():
+    passages, answers, choices = curve_fixture()
+    answers = {"d": {**answers["d"], "q2": '["Paris"]'}}  # q2 was answered: its forced answer does not count
+    choices["d"]["q1"] = {"margin": 0.5, "forced": '["Obama", "Merkel"]'}  # one right mention of two
+    out = calibrate.forced_answers(passages, answers, choices)
+    # missed: q1 only (gold ["Obama"], forced ["Obama", "Merkel"]): P 1/2, R 1, F1 2/3, names a gold mention
+    assert out["missed"] == 1 and out["precision"] == 50.0 and out["recall"] == 100.0
+    assert out["f1"] == pytest.approx(200 / 3) and out["with_a_gold_mention"] == 100.0
+    # gold-empty questions answered []: q3 and q4, both forced answers name something
+    assert out["empty"] == 2 and out["invented"] == 100.0
+    choices["d"]["q4"] = {"margin": 9.0, "forced": None}  # beyond max_bias: no forced answer, not counted
+    assert calibrate.forced_answers(passages, answers, choices)["empty"] == 1
